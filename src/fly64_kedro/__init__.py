@@ -1,0 +1,3 @@
+"""fly64_kedro: the synthetic fly64 dose/overlap ptychography study as a Kedro project."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,17 @@
+"""``python -m fly64_kedro`` runs the project like ``kedro run``."""
+
+from pathlib import Path
+
+from kedro.framework.cli.utils import find_run_command
+from kedro.framework.project import configure_project
+
+
+def main(*args, **kwargs):  # noqa: ANN002, ANN003
+    package_name = Path(__file__).parent.name
+    configure_project(package_name)
+    run = find_run_command(package_name)
+    return run(*args, **kwargs)
+
+
+if __name__ == "__main__":
+    main()

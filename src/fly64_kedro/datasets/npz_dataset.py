@@ -1,0 +1,237 @@
+"""NPZ dataset: named numpy arrays plus a JSON ``_metadata`` entry, versioned and atomic.
+
+The payload is a ``dict``: array keys map to ``np.ndarray`` (numeric, bool or complex; never
+object arrays) and the optional key ``_metadata`` maps to a JSON-serialisable ``dict``. On
+disk ``_metadata`` is a 0-d unicode array holding the JSON text, so files load with
+``allow_pickle=False``; a file whose ``_metadata`` is a pickled object is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import uuid
+from copy import deepcopy
+from pathlib import PurePosixPath
+from typing import Any
+
+import fsspec
+import numpy as np
+from kedro.io.core import (
+    AbstractVersionedDataset,
+    DatasetError,
+    Version,
+    get_filepath_str,
+    get_protocol_and_path,
+)
+from kedro_datasets._typing import ImagePreview, JSONPreview
+
+from fly64_kedro.provenance import LOADED_FROM_KEY
+
+METADATA_KEY = "_metadata"
+
+
+def _metadata_to_array(metadata: Any, where: str) -> np.ndarray:
+    """JSON text of ``metadata`` as a 0-d unicode array (loads without pickle)."""
+    if not isinstance(metadata, dict):
+        raise DatasetError(f"{where}: field '{METADATA_KEY}' must be a dict; got {type(metadata).__name__}")
+    try:
+        return np.array(json.dumps(metadata, allow_nan=False, sort_keys=True))
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(f"{where}: field '{METADATA_KEY}' must be JSON-serialisable; {exc}") from exc
+
+
+def _check_arrays(payload: dict[str, Any], where: str) -> None:
+    """Refuse anything but plain numeric arrays, before a byte is written."""
+    if not isinstance(payload, dict):
+        raise DatasetError(f"{where}: expected a dict of arrays; got {type(payload).__name__}")
+    for key, value in payload.items():
+        if key == METADATA_KEY:
+            continue
+        if not isinstance(value, np.ndarray):
+            raise DatasetError(f"{where}: field '{key}' must be a numpy array; got {type(value).__name__}")
+        if value.dtype.hasobject:
+            raise DatasetError(f"{where}: field '{key}' has dtype object; only numeric arrays are stored")
+
+
+def _read_npz(stream: io.BufferedIOBase, where: str) -> dict[str, Any]:
+    """Arrays and decoded metadata from an open NPZ stream (``allow_pickle=False``)."""
+    payload: dict[str, Any] = {}
+    with np.load(stream, allow_pickle=False) as archive:
+        for key in archive.files:
+            try:
+                value = archive[key]
+            except ValueError as exc:
+                raise DatasetError(
+                    f"{where}: field '{key}' is a pickled object array; refusing to unpickle "
+                    f"(expected numeric arrays and a JSON string for '{METADATA_KEY}')"
+                ) from exc
+            if key == METADATA_KEY:
+                payload[key] = json.loads(str(value))
+            else:
+                payload[key] = value
+    return payload
+
+
+class NPZDataset(AbstractVersionedDataset[dict, dict]):
+    """Versioned NPZ file of named arrays with JSON metadata, on any fsspec filesystem.
+
+    Example catalog entry::
+
+        "{dose}.{split}.measurements":
+          type: fly64_kedro.datasets.NPZDataset
+          filepath: data/03_primary/{dose}/{split}/measurements.npz
+          required_keys: [diffraction, xcoords, ycoords]
+          versioned: true
+    """
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        filepath: str,
+        required_keys: list[str] | None = None,
+        version: Version | None = None,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        protocol, path = get_protocol_and_path(filepath, version)
+        self._protocol = protocol
+        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
+        self._required_keys = list(required_keys or [])
+        self.metadata = metadata
+        super().__init__(
+            filepath=PurePosixPath(path),
+            version=version,
+            exists_function=self._fs.exists,
+            glob_function=self._fs.glob,
+        )
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": self._filepath,
+            "protocol": self._protocol,
+            "required_keys": self._required_keys,
+            "version": self._version,
+        }
+
+    @property
+    def _resolved_load_version(self) -> str | None:
+        """The version string actually loaded (None for unversioned files)."""
+        return self.resolve_load_version() if self._version else None
+
+    def _where(self, path: str) -> str:
+        return f"NPZ dataset '{path}'"
+
+    def load(self) -> dict[str, Any]:
+        load_path = get_filepath_str(self._get_load_path(), self._protocol)
+        where = self._where(load_path)
+        if not self._fs.exists(load_path):
+            raise DatasetError(f"{where}: file not found")
+        with self._fs.open(load_path, mode="rb") as stream:
+            payload = _read_npz(stream, where)
+        missing = [key for key in self._required_keys if key not in payload]
+        if missing:
+            raise DatasetError(
+                f"{where}: missing required field(s) {missing}; found {sorted(payload)}"
+            )
+        metadata = payload.setdefault(METADATA_KEY, {})
+        metadata[LOADED_FROM_KEY] = {"path": load_path, "version": self._resolved_load_version}
+        return payload
+
+    def save(self, data: dict[str, Any]) -> None:
+        save_path = get_filepath_str(self._get_save_path(), self._protocol)
+        where = self._where(save_path)
+        _check_arrays(data, where)
+        missing = [key for key in self._required_keys if key not in data]
+        if missing:
+            raise DatasetError(f"{where}: missing required field(s) {missing}; got {sorted(data)}")
+        arrays = {key: value for key, value in data.items() if key != METADATA_KEY}
+        if METADATA_KEY in data:
+            metadata = {k: v for k, v in data[METADATA_KEY].items() if k != LOADED_FROM_KEY}
+            arrays[METADATA_KEY] = _metadata_to_array(metadata, where)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        self._write_atomically(save_path, buffer.getvalue())
+        self._invalidate_cache()
+
+    def _write_atomically(self, save_path: str, content: bytes) -> None:
+        """Write to a temporary sibling, then rename: a crash leaves no partial file."""
+        parent = str(PurePosixPath(save_path).parent)
+        temporary = f"{parent}/.{PurePosixPath(save_path).name}.{uuid.uuid4().hex}.partial"
+        self._fs.makedirs(parent, exist_ok=True)
+        try:
+            with self._fs.open(temporary, mode="wb") as stream:
+                stream.write(content)
+            self._fs.mv(temporary, save_path)
+        finally:
+            if self._fs.exists(temporary):
+                self._fs.rm(temporary)
+
+    def _exists(self) -> bool:
+        try:
+            load_path = get_filepath_str(self._get_load_path(), self._protocol)
+        except DatasetError:
+            return False
+        return self._fs.exists(load_path)
+
+    def _release(self) -> None:
+        super()._release()
+        self._invalidate_cache()
+
+    def _invalidate_cache(self) -> None:
+        filepath = get_filepath_str(self._filepath, self._protocol)
+        self._fs.invalidate_cache(filepath)
+
+    def preview(self) -> JSONPreview:
+        """Shapes, dtypes and metadata, for kedro-viz."""
+        payload = self.load()
+        summary = {
+            key: {"shape": list(value.shape), "dtype": str(value.dtype)}
+            for key, value in payload.items()
+            if key != METADATA_KEY
+        }
+        return JSONPreview(json.dumps({"arrays": summary, "metadata": payload.get(METADATA_KEY, {})}))
+
+
+def complex_image_png(image: np.ndarray, title: str) -> bytes:
+    """PNG bytes of a complex image's amplitude and phase side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(8, 4), constrained_layout=True)
+    for axis, (name, part) in zip(axes, (("amplitude", np.abs(image)), ("phase (rad)", np.angle(image)))):
+        shown = axis.imshow(part, cmap="gray" if name == "amplitude" else "twilight")
+        axis.set_title(f"{title}: {name}")
+        axis.axis("off")
+        figure.colorbar(shown, ax=axis, shrink=0.8)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+class ObjectNPZDataset(NPZDataset):
+    """An NPZDataset holding a complex object image; kedro-viz previews it as a picture.
+
+    ``image_key`` names the 2-D complex array shown (amplitude and phase).
+    """
+
+    def __init__(self, *, image_key: str = "object", **kwargs: Any) -> None:
+        self._image_key = image_key
+        super().__init__(**kwargs)
+
+    def preview(self) -> ImagePreview:  # type: ignore[override]
+        payload = self.load()
+        image = np.asarray(payload[self._image_key])
+        image = image[0] if image.ndim == 3 else image
+        png = complex_image_png(image, self._image_key)
+        return ImagePreview(base64.b64encode(png).decode("ascii"))
+
+
+def copy_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """Deep copy of a payload so a node never mutates what it received."""
+    return {key: (value.copy() if isinstance(value, np.ndarray) else deepcopy(value)) for key, value in payload.items()}

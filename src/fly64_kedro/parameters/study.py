@@ -1,0 +1,148 @@
+"""Study design, ground-truth synthesis and scan parameters."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SPLITS: tuple[str, str] = ("train", "test")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class ViewSpec(_Strict):
+    """One scan view of the study."""
+
+    overlap_fraction: float | None = None
+    """Nominal overlap f; positions are kept at least (1 − f)·N apart. None keeps every position."""
+
+    gridsize: Literal[1, 2] = 1
+    """PINN grouping: 1 → each position alone, 2 → groups of C = 4 neighbours."""
+
+    @field_validator("overlap_fraction")
+    @classmethod
+    def _fraction_in_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 <= value < 1.0:
+            raise ValueError(f"overlap_fraction must be in [0, 1); got {value}")
+        return value
+
+
+class StudyDesign(_Strict):
+    """The study grid and its shared constants (``params:study``)."""
+
+    doses: list[float] = Field(min_length=1)
+    """Expected photons per diffraction pattern, averaged over the scan; each > 0."""
+
+    patch_size: int = Field(gt=0)
+    """N: detector and patch side in pixels; a positive even integer."""
+
+    views: dict[str, ViewSpec] = Field(min_length=1)
+    """View name → spec. Names become namespaces (e.g. ``dose_1000.sparse``)."""
+
+    neighbor_count: int = Field(gt=0)
+    """K: nearest neighbours a gridsize-2 group draws from; must be ≥ C = gridsize²."""
+
+    split_axis: Literal["y", "x"] = "y"
+    """Axis of the spatial split; train = coordinate < midpoint of the scanned range."""
+
+    root_seed: int = Field(ge=0)
+    """Every random draw derives its seed from this one."""
+
+    @field_validator("doses")
+    @classmethod
+    def _doses_positive(cls, doses: list[float]) -> list[float]:
+        bad = [dose for dose in doses if not dose > 0]
+        if bad:
+            raise ValueError(f"every dose must be > 0 photons; got {bad}")
+        if len(set(doses)) != len(doses):
+            raise ValueError(f"doses must be distinct; got {doses}")
+        return doses
+
+    @field_validator("patch_size")
+    @classmethod
+    def _even_patch(cls, size: int) -> int:
+        if size % 2:
+            raise ValueError(f"patch_size must be a positive even integer; got {size}")
+        return size
+
+    @model_validator(mode="after")
+    def _neighbours_cover_groups(self) -> StudyDesign:
+        largest_group = max(view.gridsize for view in self.views.values()) ** 2
+        if self.neighbor_count < largest_group:
+            raise ValueError(
+                f"neighbor_count must be ≥ C = gridsize² = {largest_group}; got {self.neighbor_count}"
+            )
+        return self
+
+    def spacing_threshold(self, view: str) -> float | None:
+        """Minimum centre spacing S = (1 − f)·N in px for a view, None for 'keep all'."""
+        fraction = self.views[view].overlap_fraction
+        return None if fraction is None else (1.0 - fraction) * self.patch_size
+
+
+def dose_namespace(dose: float) -> str:
+    """Namespace of a dose, e.g. 1000.0 → 'dose_1000'."""
+    return f"dose_{int(round(dose))}"
+
+
+class ObjectParams(_Strict):
+    """The embedded Siemens-star object."""
+
+    size: int = Field(gt=0)
+    """Object side in px."""
+    n_spokes: int = Field(ge=4)
+    """Dark/bright sector pairs of the star."""
+    radius_fraction: float = Field(gt=0, le=1)
+    """Star radius as a fraction of half the object side."""
+    amplitude_range: tuple[float, float] = (0.55, 1.0)
+    """Amplitude on / off the spokes, each in (0, 1]."""
+    phase_range_rad: float = Field(ge=0, le=3.14159)
+    """Phase on the spokes (rad)."""
+    texture_amplitude: float = Field(ge=0, le=0.5)
+    """Std of the fine amplitude texture."""
+    texture_phase_rad: float = Field(ge=0, le=1.5)
+    """Std of the fine phase texture (rad)."""
+    texture_correlation_px: float = Field(gt=0)
+    """Correlation length of both textures (px)."""
+
+    @field_validator("amplitude_range")
+    @classmethod
+    def _ordered_amplitudes(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low < high <= 1:
+            raise ValueError(f"amplitude_range must satisfy 0 < low < high ≤ 1; got {value}")
+        return value
+
+
+class ProbeParams(_Strict):
+    """The embedded zone-plate-like probe (defocused circular aperture)."""
+
+    pupil_radius_fraction: float = Field(gt=0, le=1)
+    """Pupil radius as a fraction of the detector's Nyquist frequency."""
+    defocus_diameter_fraction: float = Field(gt=0, le=0.9)
+    """Geometric diameter of the defocused disc as a fraction of N (≈ 0.5 respects oversampling)."""
+
+
+class GroundTruthParams(_Strict):
+    """Where the ground truth comes from (``params:ground_truth``)."""
+
+    source: Literal["synthetic", "catalog"] = "synthetic"
+    """'synthetic': a node builds the embedded default; 'catalog': the ``ground_truth`` entry is your NPZ."""
+    object: ObjectParams
+    """Settings of the synthetic object."""
+    probe: ProbeParams
+    """Settings of the synthetic probe."""
+
+
+class ScanParams(_Strict):
+    """Scan positions (``params:scan``)."""
+
+    pattern: Literal["random", "raster"] = "random"
+    """'random': uniform in the object minus a border of N/2 (the original study); 'raster': jittered grid."""
+    n_positions: int = Field(gt=0)
+    """Number of scan positions (over both splits)."""
+    jitter_px: float = Field(default=1.0, ge=0)
+    """Uniform jitter of a raster (px); ignored for 'random'."""

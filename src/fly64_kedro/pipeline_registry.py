@@ -1,0 +1,24 @@
+"""Project pipelines: one per stage, ``__default__`` = all of them.
+
+Every stage builds its jobs from the study grid (``params:study``), so editing the doses or
+views in ``conf/<env>/parameters.yml`` is enough to change the whole graph.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from fly64_kedro.parameters import GroundTruthParams
+from fly64_kedro.pipelines import simulation
+from fly64_kedro.pipelines.jobs import load_parameters, load_study
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Map pipeline names to ``Pipeline`` objects."""
+    study = load_study()
+    ground_truth = GroundTruthParams.model_validate(load_parameters()["ground_truth"])
+    pipelines = {
+        "simulation": simulation.create_pipeline(study, ground_truth.source == "synthetic"),
+    }
+    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    return pipelines

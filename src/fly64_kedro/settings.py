@@ -1,0 +1,13 @@
+"""Project settings: hooks, config loader and the session store."""
+
+from kedro.config import OmegaConfigLoader
+
+from fly64_kedro.hooks import GridHooks
+
+HOOKS = (GridHooks(),)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+}
