@@ -10,4 +10,6 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # environments (test, paper, local) override single nested values, not whole sections
+    "merge_strategy": {"parameters": "soft", "catalog": "soft"},
 }
