@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
 from kedro.framework.hooks import hook_impl
+from kedro.io import CatalogProtocol
+from kedro.io.core import AbstractVersionedDataset
+from kedro.pipeline import Node, Pipeline
+from pydantic import BaseModel
 
 from fly64_kedro.pipelines.jobs import remember_config_loader
+
+NODE_RECORDS = "run_provenance_nodes"  # catalog factory "<this>.{run_id}": one JSON file per node of a run
+RUN_RECORD = "run_provenance"  # catalog entry: the merged, versioned record of a run
+PROVENANCE_PACKAGES = ("kedro", "kedro-datasets", "ptychi", "torch", "numpy", "scipy", "dask", "distributed",
+                       "fly64_kedro")
 
 
 class GridHooks:
@@ -13,3 +34,196 @@ class GridHooks:
     @hook_impl
     def after_context_created(self, context) -> None:  # noqa: ANN001
         remember_config_loader(context.config_loader)
+
+
+@dataclass
+class _NodeInFlight:
+    """A node's record waiting for its outputs to be saved, and where to write it."""
+
+    record: dict[str, Any]
+    catalog: CatalogProtocol
+    run_id: str
+    unsaved: set[str]
+
+
+class ProvenanceHooks:
+    """Run provenance: one record per node, merged into ``run_provenance`` at the end of a run.
+
+    Node hooks run wherever the node runs (the driver for the sequential and thread runners, a
+    worker process for ``ParallelRunner`` and ``DaskRunner``), so each node writes its own small
+    record through the catalog factory ``run_provenance_nodes.{run_id}`` (one JSON file per node,
+    a folder per run). ``after_pipeline_run`` (or ``on_pipeline_error``) runs in the driver: it
+    reads the run's records, adds the run-level facts and saves the versioned ``run_provenance``.
+
+    A node's ``seconds`` span the load of its first input to the save of its last output;
+    ``compute_seconds`` the node function alone.
+    """
+
+    def __init__(self) -> None:
+        self._started: dict[str, tuple[float, str]] = {}  # node → (perf_counter, UTC time) of its first event
+        self._computing: dict[str, float] = {}  # node → perf_counter when its function was called
+        self._in_flight: dict[str, _NodeInFlight] = {}
+        self._run_started: tuple[float, str] | None = None
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._run_started = (time.perf_counter(), _utc_now())
+
+    @hook_impl
+    def before_dataset_loaded(self, node: Node) -> None:
+        self._started.setdefault(node.name, (time.perf_counter(), _utc_now()))
+
+    @hook_impl
+    def before_node_run(self, node: Node) -> None:
+        self._started.setdefault(node.name, (time.perf_counter(), _utc_now()))
+        self._computing[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Node, catalog: CatalogProtocol, run_id: str) -> None:
+        outputs = {name: _save_version(catalog, name) for name in node.outputs}
+        record = self._node_record(node, catalog, outputs, None)
+        self._in_flight[node.name] = _NodeInFlight(record, catalog, run_id, set(node.outputs))
+        if not node.outputs:
+            self._finish(node.name)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, node: Node) -> None:
+        in_flight = self._in_flight.get(node.name)
+        if in_flight is not None:
+            in_flight.unsaved.discard(dataset_name)
+            if not in_flight.unsaved:
+                self._finish(node.name)
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Node, catalog: CatalogProtocol, run_id: str) -> None:
+        self._in_flight[node.name] = _NodeInFlight(self._node_record(node, catalog, {}, error), catalog, run_id, set())
+        self._finish(node.name)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol) -> None:
+        self._save_run_record(run_params, pipeline, catalog, None)
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Pipeline,
+                          catalog: CatalogProtocol) -> None:
+        self._save_run_record(run_params, pipeline, catalog, error)
+
+    def _node_record(self, node: Node, catalog: CatalogProtocol, outputs: dict[str, str | None],
+                     error: Exception | None) -> dict[str, Any]:
+        """The node's record but its total seconds: where and when it ran, inputs and outputs with versions."""
+        compute_start = self._computing.pop(node.name, time.perf_counter())
+        return {
+            "node": node.name,
+            "namespace": node.namespace,
+            "tags": sorted(node.tags),
+            "status": "ok" if error is None else "failed",
+            "error": _describe_error(error),
+            "started_at": self._started.get(node.name, (None, _utc_now()))[1],
+            "compute_seconds": time.perf_counter() - compute_start,
+            "inputs": {name: _load_version(catalog, name) for name in node.inputs},
+            "outputs": outputs,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+
+    def _finish(self, node_name: str) -> None:
+        """Complete the node's record with its total seconds and write it through the catalog."""
+        in_flight = self._in_flight.pop(node_name)
+        start, _ = self._started.pop(node_name, (time.perf_counter(), None))
+        record = {**in_flight.record, "seconds": time.perf_counter() - start, "finished_at": _utc_now()}
+        in_flight.catalog.save(f"{NODE_RECORDS}.{in_flight.run_id}", {node_name: _jsonable(record)})
+
+    def _save_run_record(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol,
+                         error: Exception | None) -> None:
+        """Merge the run's node records with the run-level facts; save the versioned record."""
+        run_id = run_params["run_id"]
+        records = _node_records(catalog, run_id)
+        nodes = [records[node.name] for node in pipeline.nodes if node.name in records]
+        started, started_at = self._run_started or (time.perf_counter(), _utc_now())
+        record = {
+            "run_id": run_id,
+            "status": "ok" if error is None else "failed",
+            "error": _describe_error(error),
+            "started_at": started_at,
+            "finished_at": _utc_now(),
+            "wall_seconds": time.perf_counter() - started,
+            "command": list(sys.argv),
+            "run_params": {key: value for key, value in run_params.items() if key not in ("run_id", "project_path")},
+            "parameters": catalog.load("parameters"),
+            "environment": _environment(run_params),
+            "packages": {name: _package_version(name) for name in PROVENANCE_PACKAGES},
+            "git": _git_state(run_params["project_path"]),
+            "nodes": nodes,
+            "nodes_not_run": [node.name for node in pipeline.nodes if node.name not in records],
+            "node_seconds_total": sum(node["seconds"] for node in nodes),
+        }
+        catalog.save(RUN_RECORD, _jsonable(record))
+
+
+def _describe_error(error: Exception | None) -> str | None:
+    return None if error is None else f"{type(error).__name__}: {error}"
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _save_version(catalog: CatalogProtocol, name: str) -> str | None:
+    dataset = catalog.get(name)
+    return dataset.resolve_save_version() if isinstance(dataset, AbstractVersionedDataset) else None
+
+
+def _load_version(catalog: CatalogProtocol, name: str) -> str | None:
+    dataset = catalog.get(name)
+    return dataset.resolve_load_version() if isinstance(dataset, AbstractVersionedDataset) else None
+
+
+def _node_records(catalog: CatalogProtocol, run_id: str) -> dict[str, dict[str, Any]]:
+    """Node name → record, for the records the nodes of run ``run_id`` wrote."""
+    name = f"{NODE_RECORDS}.{run_id}"
+    catalog.release(name)  # forget a partition listing cached before the records were written
+    if not catalog.exists(name):
+        return {}
+    return {node: load() for node, load in catalog.load(name).items()}
+
+
+def _environment(run_params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kedro_env": run_params.get("env"),
+        "project_path": run_params.get("project_path"),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "cpu_count": os.cpu_count(),
+        "pid": os.getpid(),
+    }
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git_state(path: str | None) -> dict[str, Any] | None:
+    """Commit and dirtiness of the git repository holding ``path``; None outside one (or without git)."""
+    if path is None:
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True, timeout=30).stdout.strip()
+        changes = subprocess.run(["git", "-C", path, "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(changes.strip())}
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types (pydantic models dumped, anything else unknown as text)."""
+    def fallback(item: Any) -> Any:
+        return item.model_dump(mode="json") if isinstance(item, BaseModel) else str(item)
+
+    return json.loads(json.dumps(value, default=fallback))

@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from fly64_kedro.hooks import GridHooks
+from fly64_kedro.hooks import GridHooks, ProvenanceHooks
 
-HOOKS = (GridHooks(),)
+HOOKS = (GridHooks(), ProvenanceHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
