@@ -25,6 +25,7 @@ def make_project_copy(destination: Path) -> Path:
     destination.mkdir(parents=True, exist_ok=True)
     shutil.copytree(PROJECT_ROOT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
     (destination / "conf" / "local").mkdir(exist_ok=True)
+    (destination / "src").mkdir(exist_ok=True)  # kedro's startup requires the source dir to exist
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy2(PROJECT_ROOT / name, destination / name)
     for layer in DATA_LAYERS:

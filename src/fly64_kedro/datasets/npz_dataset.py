@@ -157,17 +157,32 @@ class NPZDataset(AbstractVersionedDataset[dict, dict]):
         self._invalidate_cache()
 
     def _write_atomically(self, save_path: str, content: bytes) -> None:
-        """Write to a temporary sibling, then rename: a crash leaves no partial file."""
-        parent = str(PurePosixPath(save_path).parent)
+        """Write to a temporary sibling, then rename.
+
+        A failure leaves no partial file and none of the folders this save created (an
+        empty version folder would otherwise remain), so nothing of it is left behind.
+        """
+        parent = PurePosixPath(save_path).parent
         temporary = f"{parent}/.{PurePosixPath(save_path).name}.{uuid.uuid4().hex}.partial"
-        self._fs.makedirs(parent, exist_ok=True)
+        created = []  # deepest first
+        folder = parent
+        while folder != folder.parent and not self._fs.exists(str(folder)):
+            created.append(str(folder))
+            folder = folder.parent
+        self._fs.makedirs(str(parent), exist_ok=True)
         try:
             with self._fs.open(temporary, mode="wb") as stream:
                 stream.write(content)
             self._fs.mv(temporary, save_path)
-        finally:
+        except BaseException:
             if self._fs.exists(temporary):
                 self._fs.rm(temporary)
+            for folder_path in created:
+                try:
+                    self._fs.rmdir(folder_path)
+                except OSError:  # not empty: another writer uses it
+                    break
+            raise
 
     def _exists(self) -> bool:
         try:

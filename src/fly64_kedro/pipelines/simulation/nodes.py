@@ -10,14 +10,14 @@ import numpy as np
 from fly64_kedro.parameters import GroundTruthParams, ScanParams, StudyDesign
 from fly64_kedro.physics.forward import (
     extract_patches,
-    far_field_intensity,
     intensity_scale_for_dose,
+    noiseless_intensity,
     poisson_counts,
 )
 from fly64_kedro.physics.ground_truth import measure_probe_diameter, synthesize_object, synthesize_probe
 from fly64_kedro.physics.scan import random_positions, raster_positions, spatial_split_masks
 from fly64_kedro.physics.seeds import derive_seed
-from fly64_kedro.provenance import add_stage
+from fly64_kedro.provenance import LOADED_FROM_KEY, add_stage
 from fly64_kedro.validation import validate_ground_truth
 
 logger = logging.getLogger(__name__)
@@ -132,11 +132,12 @@ def simulate_diffraction(
     """
     obj, _ = validate_ground_truth(ground_truth, study.patch_size)
     probe_array = probe["probeGuess"]
-    patches = extract_patches(obj, scan_positions["ycoords"], scan_positions["xcoords"], study.patch_size)
-    intensity = far_field_intensity(patches * probe_array)
+    intensity = noiseless_intensity(obj, probe_array, scan_positions["ycoords"], scan_positions["xcoords"])
     scale = intensity_scale_for_dose(intensity, dose)
+    intensity *= np.float32(scale)  # in place: expected counts, without a second full-size array
     seed = derive_seed(study.root_seed, "poisson", dose)
-    counts = poisson_counts(intensity * np.float32(scale), np.random.default_rng(seed))
+    counts = poisson_counts(intensity, np.random.default_rng(seed))
+    del intensity  # freed before the statistics' temporaries: lowers the peak memory
     stats = counts_statistics(counts)
     logger.info("dose %g: %d patterns, mean total counts %.1f, %.1f%% zero pixels",
                 dose, counts.shape[0], stats["mean_total_counts"], 100 * stats["zero_pixel_fraction"])
@@ -148,10 +149,11 @@ def simulate_diffraction(
         "intensity_scale": scale,
         "counts_statistics": stats,
         "scan": scan_positions.get("_metadata", {}).get("provenance", [{}])[-1].get("fields"),
+        "scan_positions_source": scan_positions.get("_metadata", {}).get(LOADED_FROM_KEY),  # file and version read
         "forward_model": "counts ~ Poisson(intensity_scale * |fftshift(fft2(probe * patch))|^2), unnormalised FFT",
     })
     return {
-        "diffraction": np.sqrt(counts).astype(np.float32),
+        "diffraction": np.sqrt(counts, out=counts),  # float32 amplitudes, in place
         "xcoords": scan_positions["xcoords"],
         "ycoords": scan_positions["ycoords"],
         "scan_index": scan_positions["scan_index"],
