@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export KEDRO_DISABLE_TELEMETRY := 1
 export MPLBACKEND := Agg
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: run test install viz clean-data
 

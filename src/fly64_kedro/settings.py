@@ -3,8 +3,9 @@
 from kedro.config import OmegaConfigLoader
 
 from fly64_kedro.hooks import GridHooks, ProvenanceHooks
+from fly64_kedro.input_check import MissingInputsHook
 
-HOOKS = (GridHooks(), ProvenanceHooks())
+HOOKS = (GridHooks(), MissingInputsHook(), ProvenanceHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

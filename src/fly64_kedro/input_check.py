@@ -1,0 +1,90 @@
+"""A check at pipeline start: every input the run loads must exist, else say what makes it.
+
+Running one stage on its own (``kedro run --pipeline reconstruction``) loads the persisted
+outputs of the stages before it. On a fresh checkout they do not exist; instead of a
+dataset traceback from the first job, the run stops before any node with the missing
+datasets, their files and the command that produces them. Generic: it serves every stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import click
+from kedro.framework.hooks import hook_impl
+from kedro.io import CatalogProtocol
+from kedro.pipeline import Pipeline
+
+MAX_LISTED = 6
+
+
+class MissingInputsError(click.ClickException):
+    """Inputs of the run do not exist; the CLI prints the message alone, without a traceback."""
+
+
+def _data_inputs(pipeline: Pipeline) -> list[str]:
+    return sorted(name for name in pipeline.inputs() if name != "parameters" and not name.startswith("params:"))
+
+
+def _producer(dataset: str, registered: Mapping[str, Pipeline]) -> str | None:
+    """The first registered pipeline (other than ``__default__``) that outputs ``dataset``."""
+    return next((name for name, pipe in registered.items() if name != "__default__" and dataset in pipe.all_outputs()),
+                None)
+
+
+def upstream_pipelines(missing: list[str], catalog: CatalogProtocol, registered: Mapping[str, Pipeline]) -> list[str]:
+    """Registered pipelines that make ``missing``, with their own missing upstream, upstream first."""
+    chain: list[str] = []
+    seen: set[str] = set()
+
+    def visit(dataset: str) -> None:
+        producer = _producer(dataset, registered)
+        if producer is None or producer in seen:
+            return
+        seen.add(producer)
+        for upstream in _data_inputs(registered[producer]):
+            if not catalog.exists(upstream):
+                visit(upstream)
+        chain.append(producer)
+
+    for dataset in missing:
+        visit(dataset)
+    return chain
+
+
+def missing_inputs_message(pipeline: Pipeline, catalog: CatalogProtocol, registered: Mapping[str, Pipeline],
+                           env: str | None = None) -> str | None:
+    """What the run lacks and how to make it, or None when every data input exists."""
+    missing = [name for name in _data_inputs(pipeline) if not catalog.exists(name)]
+    if not missing:
+        return None
+    lines = [f"{len(missing)} input dataset(s) of this run do not exist yet:"]
+    for name in missing[:MAX_LISTED]:
+        dataset = catalog.get(name)
+        where = getattr(dataset, "_filepath", None)
+        producer = _producer(name, registered)
+        made_by = f"made by the '{producer}' pipeline" if producer else "no registered pipeline makes it"
+        lines.append(f"  - {name}{f' ({where})' if where else ''}: {made_by}")
+    if len(missing) > MAX_LISTED:
+        lines.append(f"  … and {len(missing) - MAX_LISTED} more")
+    chain = upstream_pipelines(missing, catalog, registered)
+    env_flag = f" --env {env}" if env and env != "local" else ""
+    if chain:
+        lines.append(f"Make them first: kedro run --pipelines {','.join(chain)}{env_flag}")
+        lines.append(f"(or run the whole study: kedro run{env_flag})")
+    else:
+        lines.append("Add them to the catalog (see README) before this run.")
+    return "\n".join(lines)
+
+
+class MissingInputsHook:
+    """Stops a run whose input datasets do not exist, naming them and the command that makes them."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol) -> None:
+        from kedro.framework.project import pipelines
+
+        message = missing_inputs_message(pipeline, catalog, pipelines, run_params.get("env"))
+        if message:
+            raise MissingInputsError(message)
