@@ -1,53 +1,11 @@
-"""Shared fixtures: a temporary copy of the project for `kedro run` in a subprocess."""
+"""Shared fixtures: a temporary copy of the project, and one test-environment study per session."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-KEDRO = str(Path(sys.executable).parent / "kedro")
-DATA_LAYERS = ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_model_input",
-               "06_models", "07_model_output", "08_reporting")
-
-
-def make_project_copy(destination: Path) -> Path:
-    """A runnable copy of the project (conf, pyproject, empty data layers) under ``destination``.
-
-    The package itself is imported from the installed (editable) source, so only
-    configuration and data live in the copy; runs there never touch the real ``data/``.
-    """
-    destination.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(PROJECT_ROOT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
-    (destination / "conf" / "local").mkdir(exist_ok=True)
-    (destination / "src").mkdir(exist_ok=True)  # kedro's startup requires the source dir to exist
-    for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy2(PROJECT_ROOT / name, destination / name)
-    for layer in DATA_LAYERS:
-        (destination / "data" / layer).mkdir(parents=True, exist_ok=True)
-    return destination
-
-
-def kedro_env() -> dict[str, str]:
-    """Environment for subprocess kedro runs: offline, headless, few threads."""
-    env = dict(os.environ)
-    env.update({"KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "2",
-                "PYTHONWARNINGS": "ignore::DeprecationWarning"})
-    return env
-
-
-def run_kedro(project: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``kedro <args>`` in ``project``; on failure, fail the test with the log tail."""
-    result = subprocess.run([KEDRO, *args], cwd=project, env=kedro_env(), capture_output=True, text=True,
-                            timeout=timeout, check=False)
-    if check and result.returncode != 0:
-        pytest.fail(f"kedro {' '.join(args)} exited {result.returncode}:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
-    return result
+from kedro_project import make_project_copy, run_kedro
 
 
 @pytest.fixture
@@ -66,10 +24,3 @@ def study_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_kedro(project, "run", "--env", "test")
     return project
 
-
-def latest_version(path: Path) -> Path:
-    """The newest versioned file under a Kedro versioned dataset folder ``path``."""
-    versions = sorted(p for p in path.iterdir() if p.is_dir())
-    if not versions:
-        raise FileNotFoundError(f"no versions under {path}")
-    return versions[-1] / path.name

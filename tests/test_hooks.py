@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import latest_version, run_kedro
+from kedro_project import latest_version, run_kedro
 from kedro.config import OmegaConfigLoader
 from kedro.framework.hooks.manager import _create_hook_manager
 from kedro.io import DataCatalog, MemoryDataset, Version

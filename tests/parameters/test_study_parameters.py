@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, run_kedro
+from kedro_project import PROJECT_ROOT, run_kedro
 from kedro.config import OmegaConfigLoader
 from pydantic import ValidationError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import latest_version, run_kedro
+from kedro_project import latest_version, run_kedro
 
 from fly64_kedro.datasets import NPZDataset
 from fly64_kedro.parameters import StudyDesign

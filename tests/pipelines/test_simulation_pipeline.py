@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, latest_version, make_project_copy, run_kedro
+from kedro_project import PROJECT_ROOT, latest_version, make_project_copy, run_kedro
 from kedro.config import OmegaConfigLoader
 from kedro.io.core import Version
 

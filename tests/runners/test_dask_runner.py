@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import latest_version, make_project_copy, run_kedro
+from kedro_project import latest_version, make_project_copy, run_kedro
 from distributed import LocalCluster
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Node, Pipeline
