@@ -9,7 +9,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from fly64_kedro.parameters import GroundTruthParams
-from fly64_kedro.pipelines import simulation
+from fly64_kedro.pipelines import comparison, reconstruction, selection, simulation, training
 from fly64_kedro.pipelines.jobs import load_parameters, load_study
 
 
@@ -19,6 +19,10 @@ def register_pipelines() -> dict[str, Pipeline]:
     ground_truth = GroundTruthParams.model_validate(load_parameters()["ground_truth"])
     pipelines = {
         "simulation": simulation.create_pipeline(study, ground_truth.source == "synthetic"),
+        "selection": selection.create_pipeline(study),
+        "training": training.create_pipeline(study),
+        "reconstruction": reconstruction.create_pipeline(study),
+        "comparison": comparison.create_pipeline(study),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

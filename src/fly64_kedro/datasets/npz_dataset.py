@@ -243,7 +243,12 @@ class ObjectNPZDataset(NPZDataset):
         payload = self.load()
         image = np.asarray(payload[self._image_key])
         image = image[0] if image.ndim == 3 else image
-        png = complex_image_png(image, self._image_key)
+        if image.size == 0:  # a skipped or failed job writes an empty object
+            status = payload.get(METADATA_KEY, {}).get("status", "empty")
+            image = np.zeros((8, 8), dtype=np.complex64)
+            png = complex_image_png(image, f"{self._image_key} ({status}: no image)")
+        else:
+            png = complex_image_png(image, self._image_key)
         return ImagePreview(base64.b64encode(png).decode("ascii"))
 
 

@@ -1,0 +1,94 @@
+"""Study figures (matplotlib ``Figure`` objects, saved by ``MatplotlibDataset``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+GALLERY_ARMS: tuple[tuple[str, str], ...] = (
+    ("truth", "truth"), ("pinn", "network (this view)"), ("pinn_gs1", "network gs1 (baseline)"), ("lsqml", "LSQML"),
+)
+METHOD_STYLE = {"pinn": ("C0", "network (this view)"), "pinn_gs1": ("C2", "network gs1"),
+                "lsqml": ("C3", "LSQML"), "truth_ceiling": ("0.5", "truth (ceiling)")}
+
+
+def plot_gallery(dose: float, split: str, **aligned_by_view: dict[str, Any]) -> Figure:
+    """Amplitude and phase of truth, networks and LSQML (rows) for every view (columns) at one dose."""
+    views = list(aligned_by_view)
+    figure, axes = plt.subplots(2 * len(GALLERY_ARMS), len(views), figsize=(3.2 * len(views), 2.6 * 2 * len(GALLERY_ARMS)),
+                                squeeze=False, constrained_layout=True)
+    for column, view in enumerate(views):
+        images = aligned_by_view[view]
+        truth = images.get("truth")
+        for row, (arm, label) in enumerate(GALLERY_ARMS):
+            for offset, (part, cmap) in enumerate((("amplitude", "gray"), ("phase", "twilight"))):
+                axis = axes[2 * row + offset, column]
+                axis.set_xticks([]), axis.set_yticks([])
+                if arm not in images or truth is None:
+                    status = images.get("_metadata", {}).get("statuses", {}).get(arm, "absent")
+                    axis.text(0.5, 0.5, f"{label}\n{status}", ha="center", va="center", transform=axis.transAxes)
+                    continue
+                values = np.abs(images[arm]) if part == "amplitude" else np.angle(images[arm])
+                reference = np.abs(truth) if part == "amplitude" else np.angle(truth)
+                axis.imshow(values, cmap=cmap, vmin=reference.min(), vmax=reference.max())
+                if column == 0:
+                    axis.set_ylabel(f"{label}\n{part}", fontsize=8)
+                if row == 0 and offset == 0:
+                    axis.set_title(view)
+    figure.suptitle(f"dose {dose:g} photons/pattern, {split} split (aligned to the truth)")
+    return figure
+
+
+def plot_metric_vs_dose(metrics: pd.DataFrame, views: list[str], split: str,
+                        panels: tuple[tuple[str, str], ...] = (("phase", "ms_ssim"), ("amplitude", "ms_ssim"))) -> Figure:
+    """Metric against dose, one panel per (metric, view), one line per method, for one split."""
+    figure, axes = plt.subplots(len(panels), len(views), figsize=(4 * len(views), 3.2 * len(panels)),
+                                squeeze=False, sharex=True, constrained_layout=True)
+    subset = metrics[metrics["split"] == split]
+    for row, (component, metric) in enumerate(panels):
+        for column, view in enumerate(views):
+            axis = axes[row, column]
+            cell = subset[(subset["view"] == view) & (subset["component"] == component) & (subset["metric"] == metric)]
+            for method, (color, label) in METHOD_STYLE.items():
+                line = cell[cell["method"] == method].sort_values("dose")
+                if not line.empty:
+                    axis.plot(line["dose"], line["value"], "o-", color=color, label=label,
+                              linestyle=":" if method == "truth_ceiling" else "-")
+            axis.set_xscale("log")
+            axis.set_title(f"{view}: {component} {metric}", fontsize=9)
+            axis.set_xlabel("dose (photons/pattern)")
+            axis.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle(f"{split} split")
+    return figure
+
+
+def plot_frc_curves(frc: pd.DataFrame, views: list[str], split: str, component: str = "phase") -> Figure:
+    """FRC curves (one panel per dose × view, one line per method) with the 0.5 and 1/7 thresholds."""
+    doses = sorted(frc["dose"].unique()) if not frc.empty else []
+    figure, axes = plt.subplots(max(len(doses), 1), len(views), figsize=(4 * len(views), 3 * max(len(doses), 1)),
+                                squeeze=False, sharex=True, sharey=True, constrained_layout=True)
+    subset = frc[(frc["split"] == split) & (frc["component"] == component)]
+    for row, dose in enumerate(doses):
+        for column, view in enumerate(views):
+            axis = axes[row, column]
+            cell = subset[(subset["dose"] == dose) & (subset["view"] == view)]
+            for method, (color, label) in METHOD_STYLE.items():
+                curve = cell[cell["method"] == method]
+                if not curve.empty:
+                    axis.plot(curve["frequency"], curve["frc"], color=color, label=label)
+            for threshold in (0.5, 1 / 7):
+                axis.axhline(threshold, color="k", lw=0.6, ls="--")
+            axis.set_title(f"dose {dose:g}, {view}", fontsize=9)
+            axis.set_xlabel("spatial frequency (cycles/px)")
+            axis.set_ylim(-0.2, 1.05)
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle(f"{component} FRC, {split} split")
+    return figure
