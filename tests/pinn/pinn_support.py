@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 import yaml
 
 from fly64_kedro.parameters.training import TrainingParams
@@ -13,6 +16,19 @@ from fly64_kedro.physics import forward, ground_truth, scan
 from fly64_kedro.physics.geometry import canvas_for_positions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run a test on one intra-op thread, then restore the count.
+
+    Small convolutions gain little from a second thread, and on a shared 2-core machine two
+    OpenMP threads that wait for each other made these tests 5–30× slower (measured).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)

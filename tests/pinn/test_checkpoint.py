@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 import torch
 from kedro.io.core import DatasetError, Version
+from pinn_support import one_torch_thread
 
 from fly64_kedro.datasets import TorchCheckpointDataset
 from fly64_kedro.pinn.network import PINNConfig, build_model, from_checkpoint, to_checkpoint
 
 REQUIRED = ["format", "status", "config", "state_dict", "metadata"]
+
+pytestmark = pytest.mark.usefixtures(one_torch_thread.__name__)
 
 
 def _model(gridsize: int = 2) -> torch.nn.Module:

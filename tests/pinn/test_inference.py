@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
-from pinn_support import canvas_of, synthetic_scan, truth_on_canvas
+from pinn_support import canvas_of, one_torch_thread, synthetic_scan, truth_on_canvas
 
 from fly64_kedro.physics.forward import extract_patches
 from fly64_kedro.pinn.inference import crop_size, reconstruct, stitch
 from fly64_kedro.pinn.network import PINNConfig, build_model
+
+pytestmark = pytest.mark.usefixtures(one_torch_thread.__name__)
 
 
 def test_stitching_true_patch_centres_rebuilds_the_object_on_the_study_canvas() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pinn_support import synthetic_scan
+from pinn_support import one_torch_thread, synthetic_scan
 
 from fly64_kedro.pinn.network import PINNConfig, PtychoPINN, build_model, input_scale_for
+
+pytestmark = pytest.mark.usefixtures(one_torch_thread.__name__)
 
 
 def _config(gridsize: int = 1, patch_size: int = 16, **overrides: object) -> PINNConfig:

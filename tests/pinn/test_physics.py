@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
-from pinn_support import synthetic_scan
+from pinn_support import one_torch_thread, synthetic_scan
 
 from fly64_kedro.physics import forward
 from fly64_kedro.pinn.grouping import training_groups
 from fly64_kedro.pinn.physics import far_field_counts, merge_and_extract, pixel_indices, scatter_mean
+
+pytestmark = pytest.mark.usefixtures(one_torch_thread.__name__)
 
 
 def test_true_patches_reproduce_the_simulated_noiseless_counts() -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pinn_support import phase_correlation, synthetic_scan, training_params
+from pinn_support import one_torch_thread, phase_correlation, synthetic_scan, training_params
 
 from fly64_kedro.pinn.grouping import training_groups
 from fly64_kedro.pinn.network import PINNConfig, build_model, input_scale_for
 from fly64_kedro.pinn.training import fit, split_groups
 
 N = 16
+
+pytestmark = pytest.mark.usefixtures(one_torch_thread.__name__)
 
 
 def _patch_phase_correlation(model: torch.nn.Module, counts: np.ndarray, truth_patches: np.ndarray) -> float:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from kedro_project import PROJECT_ROOT, latest_version, run_kedro
 from kedro.io.core import Version
+from kedro_project import PROJECT_ROOT, latest_version, run_kedro
 from pydantic import ValidationError
 
 from fly64_kedro.datasets import NPZDataset, TorchCheckpointDataset
@@ -26,7 +26,7 @@ from fly64_kedro.provenance import add_stage
 from fly64_kedro.validation import InputDataError
 
 sys.path.insert(0, str(PROJECT_ROOT / "tests" / "pinn"))
-from pinn_support import synthetic_scan, training_params
+from pinn_support import one_torch_thread, synthetic_scan, training_params
 
 N = 16
 STUDY = StudyDesign.model_validate({
@@ -40,6 +40,7 @@ STUDY = StudyDesign.model_validate({
     "neighbor_count": 7,
     "root_seed": 3,
 })
+pytestmark = pytest.mark.usefixtures(one_torch_thread.__name__)
 PARAMS = training_params(epochs=2, batch_size=8, groups_per_anchor=2, canvas_margin_px=3,
                          network={"width": 4, "n_blocks": 2})
 
