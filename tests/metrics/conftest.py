@@ -19,8 +19,9 @@ def params() -> ComparisonParams:
 
 @pytest.fixture(scope="session")
 def fly_object() -> np.ndarray:
-    """The embedded Siemens-star object (384², complex64) with conf/base's settings."""
-    return synthesize_object(seed=7, **base_parameters("simulation")["ground_truth"]["object"])
+    """The embedded Siemens-star object with conf/base's settings at 384² (the test geometry below)."""
+    settings = {**base_parameters("simulation")["ground_truth"]["object"], "size": 384}
+    return synthesize_object(seed=7, **settings)
 
 
 @pytest.fixture(scope="session")

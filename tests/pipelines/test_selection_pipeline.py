@@ -198,9 +198,9 @@ def test_figure_has_a_panel_per_view_with_probe_discs() -> None:
 
 def test_pipeline_has_one_job_per_cell_and_no_truth_in_scan_views() -> None:
     pipeline = create_pipeline(STUDY)
-    jobs = [node for node in pipeline.nodes if node.name.endswith(".select_scan_view")]
+    jobs = [node for node in pipeline.nodes if node.func.__name__ == "select_scan_view"]
     assert len(jobs) == len(STUDY.doses) * len(STUDY.views) * len(SPLITS)
-    job = next(node for node in jobs if node.name == "dose_1000.sparse.test.select_scan_view")
+    job = next(node for node in jobs if node.name == "dose_1000.selection.select_sparse_test")
     assert job.inputs == ["dose_1000.test.measurements", "probe", "params:study", "params:selection"]
     assert job.outputs == ["dose_1000.sparse.test.scan_view"]
     assert {"selection", "dose_1000", "sparse"} <= job.tags

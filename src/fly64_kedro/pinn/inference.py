@@ -49,6 +49,10 @@ def predict_patches(
     return torch.cat(chunks)
 
 
+UNCOVERED_FILL = np.complex64(1.0)
+"""Value of canvas pixels no patch reaches: LSQML's flat starting object."""
+
+
 def stitch(
     patches: torch.Tensor,
     ycoords: np.ndarray,
@@ -60,7 +64,8 @@ def stitch(
     """Average patches (P, c, c) centred on object positions (P,) into a canvas.
 
     Returns (object (H, W) complex64, coverage (H, W) float32 = patches averaged at each
-    pixel; 0 where none reaches, and there the object is 0).
+    pixel). Where no patch reaches (coverage 0) the object is ``UNCOVERED_FILL`` = 1 + 0j,
+    the flat object LSQML starts from, so both methods leave unscanned pixels alike.
     """
     height, width = canvas_shape
     crop = patches.shape[-1]
@@ -70,8 +75,10 @@ def stitch(
     left = torch.as_tensor(np.rint(canvas_x).astype(np.int64) - crop // 2).to(device)
     index = pixel_indices(top[None], left[None], crop, width)
     canvas, weight = scatter_mean(patches[None], index, height * width, epsilon)
-    return (canvas.reshape(height, width).cpu().numpy().astype(np.complex64),
-            weight.reshape(height, width).cpu().numpy().astype(np.float32))
+    obj = canvas.reshape(height, width).cpu().numpy().astype(np.complex64)
+    coverage = weight.reshape(height, width).cpu().numpy().astype(np.float32)
+    obj[coverage == 0] = UNCOVERED_FILL
+    return obj, coverage
 
 
 def reconstruct(

@@ -15,9 +15,11 @@ def _job_pipeline(namespace: str, dose: float, view: str, split: str) -> Pipelin
         [
             Node(bind_job(nodes.select_scan_view, dose=dose, view=view, split=split),
                  [f"{namespace}.{split}.measurements", "probe", "params:study", "params:selection"],
-                 f"{namespace}.{view}.{split}.scan_view", name="select_scan_view"),
+                 f"{namespace}.{view}.{split}.scan_view", name=f"select_{view}_{split}"),
         ],
-        namespace=f"{namespace}.{view}.{split}",
+        # one `selection` namespace per dose: nesting it under the view's job namespace would
+        # make that namespace read models and write features, a layer cycle in kedro-viz
+        namespace=f"{namespace}.selection",
         prefix_datasets_with_namespace=False,
         tags=["selection", namespace, view],
     )
@@ -40,6 +42,6 @@ def _report_pipeline(study: StudyDesign) -> Pipeline:
 
 
 def create_pipeline(study: StudyDesign) -> Pipeline:
-    """One ``select_scan_view`` job per cell (``dose_1000.sparse.test`` …), then report and figure."""
+    """One ``select_<view>_<split>`` job per cell (namespace ``dose_1000.selection``), then report and figure."""
     jobs = [_job_pipeline(namespace, dose, view, split) for namespace, dose, view, split in job_cells(study)]
     return sum(jobs, Pipeline([])) + _report_pipeline(study)
