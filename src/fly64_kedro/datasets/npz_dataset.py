@@ -130,12 +130,24 @@ class NPZDataset(AbstractVersionedDataset[dict, dict]):
         if not self._fs.exists(load_path):
             raise DatasetError(f"{where}: file not found")
         with self._fs.open(load_path, mode="rb") as stream:
-            payload = _read_npz(stream, where)
+            payload = self._decode(stream, where)
+        self._check_required(payload, where)
+        return self._annotate(payload, load_path)
+
+    def _decode(self, stream: io.BufferedIOBase, where: str) -> dict[str, Any]:
+        """The payload of an open file (subclasses store other formats)."""
+        return _read_npz(stream, where)
+
+    def _check_required(self, payload: Any, where: str) -> None:
+        """Refuse a payload that is not a dict or lacks a required key."""
+        if not isinstance(payload, dict):
+            raise DatasetError(f"{where}: expected a dict; got {type(payload).__name__}")
         missing = [key for key in self._required_keys if key not in payload]
         if missing:
-            raise DatasetError(
-                f"{where}: missing required field(s) {missing}; found {sorted(payload)}"
-            )
+            raise DatasetError(f"{where}: missing required field(s) {missing}; found {sorted(payload)}")
+
+    def _annotate(self, payload: dict[str, Any], load_path: str) -> dict[str, Any]:
+        """Record in ``_metadata`` which file and version was read (for provenance)."""
         metadata = payload.setdefault(METADATA_KEY, {})
         metadata[LOADED_FROM_KEY] = {"path": load_path, "version": self._resolved_load_version}
         return payload
@@ -144,9 +156,7 @@ class NPZDataset(AbstractVersionedDataset[dict, dict]):
         save_path = get_filepath_str(self._get_save_path(), self._protocol)
         where = self._where(save_path)
         _check_arrays(data, where)
-        missing = [key for key in self._required_keys if key not in data]
-        if missing:
-            raise DatasetError(f"{where}: missing required field(s) {missing}; got {sorted(data)}")
+        self._check_required(data, where)
         arrays = {key: value for key, value in data.items() if key != METADATA_KEY}
         if METADATA_KEY in data:
             metadata = {k: v for k, v in data[METADATA_KEY].items() if k != LOADED_FROM_KEY}

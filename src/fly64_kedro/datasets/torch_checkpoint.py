@@ -59,19 +59,14 @@ class TorchCheckpointDataset(NPZDataset):
     def _where(self, path: str) -> str:
         return f"torch checkpoint dataset '{path}'"
 
-    def load(self) -> dict[str, Any]:
-        load_path = get_filepath_str(self._get_load_path(), self._protocol)
-        where = self._where(load_path)
-        if not self._fs.exists(load_path):
-            raise DatasetError(f"{where}: file not found")
-        with self._fs.open(load_path, mode="rb") as stream:
-            buffer = io.BytesIO(stream.read())
+    def _decode(self, stream: io.BufferedIOBase, where: str) -> dict[str, Any]:
         try:
-            payload = torch.load(buffer, map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(stream.read()), map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises UnpicklingError, RuntimeError… for unsafe or broken files
             raise DatasetError(f"{where}: cannot be loaded safely (weights_only=True): {exc}") from exc
-        self._check_required(payload, where)
-        return payload
+
+    def _annotate(self, payload: dict[str, Any], load_path: str) -> dict[str, Any]:
+        return payload  # a checkpoint is returned exactly as saved
 
     def save(self, data: dict[str, Any]) -> None:
         save_path = get_filepath_str(self._get_save_path(), self._protocol)
@@ -82,13 +77,6 @@ class TorchCheckpointDataset(NPZDataset):
         torch.save(data, buffer)
         self._write_atomically(save_path, buffer.getvalue())
         self._invalidate_cache()
-
-    def _check_required(self, payload: Any, where: str) -> None:
-        if not isinstance(payload, dict):
-            raise DatasetError(f"{where}: expected a dict; got {type(payload).__name__}")
-        missing = [key for key in self._required_keys if key not in payload]
-        if missing:
-            raise DatasetError(f"{where}: missing required field(s) {missing}; found {sorted(payload)}")
 
     def preview(self) -> JSONPreview:  # type: ignore[override]
         """Everything but the tensors (which are summarised by shape and dtype), for kedro-viz."""
