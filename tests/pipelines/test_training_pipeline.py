@@ -19,6 +19,7 @@ from fly64_kedro.datasets import NPZDataset, TorchCheckpointDataset
 from fly64_kedro.parameters import StudyDesign
 from fly64_kedro.parameters.training import TrainingParams
 from fly64_kedro.physics.geometry import canvas_for_positions
+from fly64_kedro.pinn.inference import UNCOVERED_FILL
 from fly64_kedro.pinn.network import from_checkpoint
 from fly64_kedro.pipelines.training import create_pipeline
 from fly64_kedro.pipelines.training.nodes import reconstruct_with_pinn, train_pinn
@@ -123,7 +124,7 @@ def test_train_then_reconstruct_on_the_shared_canvas(tmp_path: Path) -> None:
         total[top:top + 8, left:left + 8] += patch[4:12, 4:12]
         count[top:top + 8, left:left + 8] += 1
     np.testing.assert_array_equal(obj["coverage"], count)
-    expected = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    expected = np.divide(total, count, out=np.full_like(total, UNCOVERED_FILL), where=count > 0)
     np.testing.assert_allclose(obj["object"], expected, rtol=0, atol=1e-5)
 
 
