@@ -1,0 +1,89 @@
+"""Comparison: cells with a failed arm still produce rows and a summary; the e2e table is complete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro_project import latest_version
+
+from fly64_kedro.metrics.score import expected_metrics
+from fly64_kedro.parameters import StudyDesign
+from fly64_kedro.parameters.comparison import ComparisonParams
+from fly64_kedro.parameters.study import SPLITS
+from fly64_kedro.physics.geometry import canvas_for_positions
+from fly64_kedro.physics.ground_truth import synthesize_object, synthesize_probe
+from fly64_kedro.physics.scan import random_positions
+from fly64_kedro.pipelines.comparison.nodes import (
+    METHOD_ORDER,
+    build_metrics_table,
+    score_view_cell,
+    summarize_study,
+)
+from fly64_kedro.pipelines.jobs import load_parameters
+
+N = 32
+STUDY = StudyDesign(doses=[1e3], patch_size=N, views={"baseline": {"gridsize": 1}}, neighbor_count=7, root_seed=1)
+
+
+@pytest.fixture(scope="module")
+def comparison() -> ComparisonParams:
+    return ComparisonParams.model_validate(load_parameters()["comparison"])
+
+
+@pytest.fixture(scope="module")
+def cell() -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    obj = synthesize_object(128, 12, 0.9, (0.55, 1.0), 1.0, 0.04, 0.15, 1.5, seed=3)
+    truth = {"objectGuess": obj, "probeGuess": synthesize_probe(N, 0.5, N / 2)}
+    y, x = random_positions(obj.shape, N, 60, np.random.default_rng(0))
+    return truth, {"ycoords": y, "xcoords": x}, y, x
+
+
+def _canvas_payload(obj: np.ndarray, y: np.ndarray, x: np.ndarray, status: str = "ok") -> dict:
+    origin, shape = canvas_for_positions(y, x, N, 0)  # inside the object: positions keep N/2 from its edge
+    oy, ox = origin.astype(int)
+    return {"object": obj[oy:oy + shape[0], ox:ox + shape[1]].copy(), "canvas_origin_yx": origin,
+            "_metadata": {"status": status}}
+
+
+def test_a_failed_arm_gives_rows_with_its_status_and_the_summary_still_renders(cell, comparison) -> None:
+    truth, view, y, x = cell
+    obj = truth["objectGuess"]
+    failed = {"object": np.zeros((0, 0), np.complex64), "canvas_origin_yx": np.zeros(2),
+              "_metadata": {"status": "failed", "reason": "LinAlgError: singular matrix"}}
+    noisy = _canvas_payload(obj * np.exp(0.3j) * 1.1, y, x)
+    scores, aligned = score_view_cell(truth, view, STUDY, comparison, dose=1e3, view="baseline", split="test",
+                                      namespace="dose_1000", pinn=noisy, pinn_gs1=noisy, lsqml=failed)
+    metrics, _ = build_metrics_table(cell=scores)
+    lsqml = metrics[metrics["method"] == "lsqml"]
+    assert set(lsqml["status"]) == {"failed"} and set(lsqml["reason"]) == {"LinAlgError: singular matrix"}
+    assert lsqml["value"].isna().all()
+    assert "lsqml" not in aligned and {"truth", "pinn", "truth_ceiling"} <= set(aligned)
+    # a global phase offset and scale are removed by the alignment: the network arm is perfect
+    pinn = metrics[(metrics["method"] == "pinn") & (metrics["metric"] == "ssim")]
+    assert pinn["value"].min() > 0.999
+    summary, markdown = summarize_study(metrics, STUDY)
+    assert summary["not_scored"] == [{"dose": 1e3, "view": "baseline", "split": "test", "method": "lsqml",
+                                      "status": "failed", "reason": "LinAlgError: singular matrix"}]
+    assert "## Not scored" in markdown and "singular matrix" in markdown
+    row = summary["tables"]["test"][0]
+    assert row["lsqml phase ms_ssim"] is None and row["pinn − lsqml phase ms_ssim"] is None
+    assert row["pinn phase ms_ssim"] == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.e2e
+def test_default_run_table_holds_every_cell_method_and_metric(study_run: Path) -> None:
+    params = load_parameters()
+    study = StudyDesign.model_validate(params["study"])
+    comparison = ComparisonParams.model_validate(params["comparison"])
+    table = pd.read_csv(latest_version(study_run / "data" / "08_reporting" / "metrics_table.csv"))
+    cells = len(study.doses) * len(study.views) * len(SPLITS)
+    assert len(table) == cells * len(METHOD_ORDER) * len(expected_metrics(comparison))
+    assert set(table["method"]) == set(METHOD_ORDER)
+    assert not table.duplicated(["dose", "view", "split", "method", "component", "metric"]).any()
+    ceiling = table[(table["method"] == "truth_ceiling") & (table["metric"] == "rmse")]
+    assert (ceiling["status"] == "ok").all() and (ceiling["value"] < 1e-5).all()
+    for name in ("study_summary.md", "metric_vs_dose_test.png", "frc_curves.png"):
+        assert latest_version(study_run / "data" / "08_reporting" / name).stat().st_size > 0
