@@ -12,7 +12,6 @@ import base64
 import io
 import json
 import uuid
-from copy import deepcopy
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -260,8 +259,3 @@ class ObjectNPZDataset(NPZDataset):
         else:
             png = complex_image_png(image, self._image_key)
         return ImagePreview(base64.b64encode(png).decode("ascii"))
-
-
-def copy_payload(payload: dict[str, Any]) -> dict[str, Any]:
-    """Deep copy of a payload so a node never mutates what it received."""
-    return {key: (value.copy() if isinstance(value, np.ndarray) else deepcopy(value)) for key, value in payload.items()}
