@@ -10,12 +10,11 @@ from fly64_kedro.metrics.alignment import (
     DegenerateReconstruction,
     align_to_truth,
     complex_scale,
-    evaluation_region,
     fourier_shift_image,
-    illumination_mask,
     measure_phase_ramp,
     phase_ramp,
 )
+from fly64_kedro.metrics.support import Support
 from fly64_kedro.parameters.comparison import ComparisonParams
 from metrics_support import N, canvas_of, comparison_with
 
@@ -35,83 +34,91 @@ def _noise(shape: tuple[int, int], std: float, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("noise_std", [0.0, 0.1])
 @pytest.mark.parametrize("registration_image", ["complex", "amplitude"])
-def test_shift_scale_and_phase_offset_are_recovered(fly_object, test_positions, noise_std, registration_image) -> None:
+def test_shift_scale_and_phase_offset_are_recovered(fly_object, test_positions, test_support, noise_std,
+                                                   registration_image) -> None:
     y, x = test_positions
     canvas, origin = canvas_of(_shifted(fly_object, SHIFT), y, x)
     reconstruction = (SCALE * (canvas + _noise(canvas.shape, noise_std, 0))).astype(np.complex64)
     params = comparison_with(registration_image=registration_image).alignment
-    result = align_to_truth(reconstruction, origin, fly_object, y, x, N, params)
+    result = align_to_truth(reconstruction, origin, fly_object, test_support, params)
     record = result.record
     assert np.allclose(record["registration_shift_px"], -SHIFT, atol=0.05)
     assert not record["registration_rejected"]
     assert record["phase_offset_rad"] == pytest.approx(-np.angle(SCALE), abs=1e-3)
-    lit_power = np.mean(np.abs(result.truth[result.illuminated]) ** 2)
-    noise_power = 2 * noise_std**2 / lit_power  # least squares over the lit pixels shrinks |c| by 1/(1 + this)
+    power = np.mean(np.abs(result.truth[result.support]) ** 2)
+    noise_power = 2 * noise_std**2 / power  # least squares over the support shrinks |c| by 1/(1 + this)
     assert record["scale"] == pytest.approx(1 / abs(SCALE) / (1 + noise_power), rel=2e-3)
-    residual = np.abs(result.aligned - result.truth)[result.illuminated]
+    residual = np.abs(result.aligned - result.truth)[result.support]
     assert np.sqrt(np.mean(residual**2)) < (0.01 if noise_std == 0 else 1.1 * noise_std * np.sqrt(2))
 
 
-def test_evaluated_region_is_the_positions_box_plus_margin_clipped_to_truth_and_canvas() -> None:
-    y = np.array([100.0, 140.0, 180.0])
-    x = np.array([40.0, 90.0, 300.0])
-    # margin 0.25·64 = 16 px: rows 84 … 196, columns 24 … 316, end-exclusive
-    assert evaluation_region(y, x, 64, 0.25, (384, 384), np.array([0.0, 0.0]), (384, 384)) == (84, 197, 24, 317)
-    # a truth of 310 columns and a canvas starting at column 30 clip the box
-    assert evaluation_region(y, x, 64, 0.25, (384, 310), np.array([50.0, 30.0]), (400, 400)) == (84, 197, 30, 310)
+def test_region_is_the_supports_box_and_outside_the_support_every_arm_reads_flat(fly_object, test_positions,
+                                                                                 test_support, params) -> None:
+    y, x = test_positions
+    canvas, origin = canvas_of(fly_object, y, x)
+    result = align_to_truth(canvas, origin, fly_object, test_support, params.alignment)
+    assert result.record["region_yx"] == list(test_support.region_yx)
+    assert np.array_equal(result.support, test_support.mask)
+    assert np.all(result.aligned[~result.support] == 1)
+    assert np.array_equal(result.truth, fly_object[slice(*test_support.region_yx[:2]), slice(*test_support.region_yx[2:])])
+    assert result.record["support_fraction"] == pytest.approx(test_support.mask.mean())
+    assert result.record["support_pixels"] == test_support.mask.sum()
 
 
-def test_illumination_mask_is_the_union_of_probe_discs() -> None:
-    mask = illumination_mask(np.array([10.0, 10.0]), np.array([10.0, 30.0]), (0, 21, 0, 45), 5.0)
-    assert mask.shape == (21, 45)
-    assert mask[10, 10] and mask[10, 15] and mask[15, 10] and mask[10, 35] and mask[14, 33]  # |(4, 3)| = 5
-    assert not mask[10, 20] and not mask[16, 10] and not mask[14, 14]  # between the discs; 5.66 px away
-    assert mask.sum() == 2 * np.sum(np.hypot(*np.mgrid[-5:6, -5:6]) <= 5)
+def test_only_the_support_decides_the_fit(fly_object, test_positions, test_support, params) -> None:
+    """Garbage outside the support changes neither the global scale nor the aligned support pixels."""
+    y, x = test_positions
+    canvas, origin = canvas_of(fly_object, y, x)
+    y0, y1, x0, x1 = test_support.region_yx
+    outside = ~test_support.mask_over((int(origin[0]), int(origin[0]) + canvas.shape[0],
+                                       int(origin[1]), int(origin[1]) + canvas.shape[1]))
+    spoiled = np.where(outside, 5 * np.exp(2j), canvas).astype(np.complex64)
+    clean = align_to_truth(canvas, origin, fly_object, test_support, params.alignment)
+    dirty = align_to_truth(spoiled, origin, fly_object, test_support, params.alignment)
+    assert dirty.record["scale"] == pytest.approx(clean.record["scale"], abs=1e-6)
+    assert np.allclose(dirty.aligned, clean.aligned, atol=1e-5)
 
 
-def test_canvas_extent_does_not_change_what_is_scored(fly_object, test_positions, params: ComparisonParams) -> None:
-    """Two arms with different canvases (origin, size) of the same content are scored on the same pixels."""
+def test_canvas_extent_does_not_change_what_is_scored(fly_object, test_positions, test_support, params) -> None:
+    """Two arms with different canvases (origin, size) of the same content are scored on the same pixels;
+    a canvas that does not reach the whole region reads the flat object where it ends."""
     y, x = test_positions
     canvas, origin = canvas_of(_shifted(fly_object, SHIFT), y, x)
     larger = np.pad(canvas, ((12, 3), (7, 20)), mode="edge")
-    first = align_to_truth(canvas, origin, fly_object, y, x, N, params.alignment)
-    second = align_to_truth(larger, origin - np.array([12.0, 7.0]), fly_object, y, x, N, params.alignment)
+    first = align_to_truth(canvas, origin, fly_object, test_support, params.alignment)
+    second = align_to_truth(larger, origin - np.array([12.0, 7.0]), fly_object, test_support, params.alignment)
     assert first.record["region_yx"] == second.record["region_yx"]
     assert np.array_equal(first.truth, second.truth)
     assert np.allclose(first.aligned, second.aligned, atol=1e-6)
 
 
-def test_record_reports_the_region_and_a_wrong_canvas_origin_is_rejected(fly_object, test_positions, params) -> None:
+def test_a_wrong_canvas_origin_is_rejected(fly_object, test_positions, test_support, params) -> None:
     y, x = test_positions
     canvas, origin = canvas_of(fly_object, y, x)
-    margin, trim = params.alignment.margin_fraction * N, params.alignment.border_trim_px
-    good = align_to_truth(canvas, origin, fly_object, y, x, N, params.alignment)
-    assert good.record["region_yx"] == [int(y.min() - margin) + trim, int(y.max() + margin) + 1 - trim,
-                                        int(x.min() - margin) + trim, int(x.max() + margin) + 1 - trim]
+    good = align_to_truth(canvas, origin, fly_object, test_support, params.alignment)
     assert good.record["registration_shift_px"] == [0.0, 0.0]
-    assert np.allclose(good.aligned[good.illuminated], good.truth[good.illuminated], atol=1e-5)
-    assert 0.9 < good.record["illuminated_fraction"] == good.illuminated.mean() < 1.0
+    assert np.allclose(good.aligned[good.support], good.truth[good.support], atol=1e-5)
     # a canvas whose claimed origin is 10 px off: registration measures it, but it exceeds max_shift_px
-    wrong = align_to_truth(canvas, origin + np.array([10.0, 0.0]), fly_object, y, x, N, params.alignment)
+    wrong = align_to_truth(canvas, origin + np.array([10.0, 0.0]), fly_object, test_support, params.alignment)
     assert wrong.record["registration_rejected"]
     assert wrong.record["registration_shift_px"] == [0.0, 0.0]
     assert wrong.record["registration_measured_px"] == pytest.approx([-10.0, 0.0], abs=0.05)
 
 
-def test_phase_ramp_is_measured_always_and_removed_on_request(fly_object, test_positions) -> None:
+def test_phase_ramp_is_measured_always_and_removed_on_request(fly_object, test_positions, test_support) -> None:
     y, x = test_positions
     canvas, origin = canvas_of(_shifted(fly_object, SHIFT), y, x)
     slopes = (0.012, -0.02)  # rad/px
     reconstruction = (canvas * phase_ramp(canvas.shape, *slopes)).astype(np.complex64)
-    kept = align_to_truth(reconstruction, origin, fly_object, y, x, N, comparison_with().alignment)
-    removed = align_to_truth(reconstruction, origin, fly_object, y, x, N,
+    kept = align_to_truth(reconstruction, origin, fly_object, test_support, comparison_with().alignment)
+    removed = align_to_truth(reconstruction, origin, fly_object, test_support,
                              comparison_with(remove_phase_ramp=True).alignment)
     for result in (kept, removed):
         assert result.record["phase_ramp_rad_per_px"] == pytest.approx(slopes, abs=1e-4)
     assert removed.record["phase_ramp_removed"] and not kept.record["phase_ramp_removed"]
 
     def phase_error(result) -> float:
-        return float(np.sqrt(np.mean(np.angle(result.aligned * np.conj(result.truth)) ** 2)))
+        return float(np.sqrt(np.mean(np.angle(result.aligned * np.conj(result.truth))[result.support] ** 2)))
 
     assert phase_error(removed) < 0.02 < 1.0 < phase_error(kept)
 
@@ -135,11 +142,12 @@ def test_mirror_extended_fourier_shift_does_not_ring_from_the_edges() -> None:
     assert fourier_shift_image(image, np.zeros(2)) is image
 
 
-def test_degenerate_inputs(fly_object, test_positions, params) -> None:
+def test_degenerate_inputs(fly_object, test_positions, test_support, params) -> None:
     y, x = test_positions
     canvas, origin = canvas_of(fly_object, y, x)
-    with pytest.raises(DegenerateReconstruction, match="zero over the evaluated region"):
-        align_to_truth(np.zeros_like(canvas), origin, fly_object, y, x, N, params.alignment)
+    with pytest.raises(DegenerateReconstruction, match="zero over the support"):
+        align_to_truth(np.zeros_like(canvas), origin, fly_object, test_support, params.alignment)
+    corner = Support((0, 3, 0, 3), np.ones((3, 3), dtype=bool), 0.05)  # at the truth's edge: no room to trim
     with pytest.raises(DegenerateReconstruction, match="leaves no pixels"):
-        align_to_truth(canvas[:6, :6], origin, fly_object, y, x, N, params.alignment)
+        align_to_truth(canvas, origin, fly_object, corner, comparison_with(border_trim_px=8, max_shift_px=8).alignment)
     assert complex_scale(2j * canvas, canvas) == pytest.approx(-0.5j)

@@ -26,7 +26,8 @@ def _with(section: str, **values: object) -> dict:
 
 @pytest.mark.parametrize(("section", "values", "message"), [
     ("alignment", {"border_trim_px": 2, "max_shift_px": 3.0}, "border_trim_px must be ≥ ceil"),
-    ("alignment", {"margin_fraction": -0.1}, "margin_fraction"),
+    ("support", {"threshold": 1.0}, "threshold"),
+    ("alignment", {"margin_fraction": 0.25}, "margin_fraction"),  # retired: the support replaced it
     ("alignment", {"registration_image": "phase"}, "registration_image"),
     ("alignment", {"upsample_factor": 0}, "upsample_factor"),
     ("ms_ssim", {"win_size": 10}, "window sizes must be odd"),

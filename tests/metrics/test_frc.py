@@ -66,7 +66,7 @@ def test_crossing_interpolates_between_rings() -> None:
     curve = np.array([1.0, 0.8, 0.4, 0.1])
     assert frc_crossing(frequency, curve, 0.5) == pytest.approx(0.2 + (0.8 - 0.5) / (0.8 - 0.4) * 0.1)
     assert frc_crossing(frequency, curve, 0.05) == pytest.approx(0.4)  # never below: the highest ring
-    assert frc_crossing(frequency, curve, 1.5) == pytest.approx(0.1)  # below already at the peak
+    assert frc_crossing(frequency, curve, 1.5) == 0.0  # never reaches the threshold: nothing resolved
     assert frc_crossing(frequency, np.array([1.0, np.nan, 0.4, 0.1]), 0.5) == pytest.approx(0.1)
     # a dip at the lowest rings (a slow background) is not the resolution: the search starts at the peak
     dipped = np.array([0.3, 0.9, 0.8, 0.4])
@@ -87,3 +87,11 @@ def test_support_keeps_unmeasured_pixels_out_of_the_rings(fly_object: np.ndarray
     _, unmasked = frc_curve(holed, amplitude, 0.2)
     assert np.allclose(masked, 1.0, atol=1e-12)
     assert unmasked.min() < 0.9
+
+
+def test_a_contrast_inverted_image_anti_correlates(fly_object: np.ndarray) -> None:
+    """Anti-correlation is not agreement: the real part of the cross-spectrum makes every ring ≈ −1."""
+    phase = np.angle(fly_object[150:350, 40:340]).astype(np.float64)
+    frequency, curve = frc_curve(-phase + 3.0, phase, tukey_alpha=0.2)
+    assert np.allclose(curve, -1.0, atol=1e-12)
+    assert frc_crossing(frequency, curve, 0.5) == 0.0  # no ring reaches the threshold: nothing resolved

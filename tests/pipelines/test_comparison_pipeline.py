@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from kedro_project import latest_version
+from kedro_project import TEST_DATA, latest_version
 
 from fly64_kedro.metrics.score import expected_metrics
 from fly64_kedro.parameters import StudyDesign
@@ -38,7 +38,7 @@ def cell() -> tuple[dict, dict, np.ndarray, np.ndarray]:
     obj = synthesize_object(128, 12, 0.9, (0.55, 1.0), 1.0, 0.04, 0.15, 1.5, seed=3)
     truth = {"objectGuess": obj, "probeGuess": synthesize_probe(N, 0.5, N / 2)}
     y, x = random_positions(obj.shape, N, 60, np.random.default_rng(0))
-    return truth, {"ycoords": y, "xcoords": x}, y, x
+    return truth, {"ycoords": y, "xcoords": x, "probeGuess": truth["probeGuess"]}, y, x
 
 
 def _canvas_payload(obj: np.ndarray, y: np.ndarray, x: np.ndarray, status: str = "ok") -> dict:
@@ -60,17 +60,22 @@ def test_a_failed_arm_gives_rows_with_its_status_and_the_summary_still_renders(c
     lsqml = metrics[metrics["method"] == "lsqml"]
     assert set(lsqml["status"]) == {"failed"} and set(lsqml["reason"]) == {"LinAlgError: singular matrix"}
     assert lsqml["value"].isna().all()
-    assert "lsqml" not in aligned and {"truth", "pinn", "truth_ceiling"} <= set(aligned)
-    # a global phase offset and scale are removed by the alignment: the network arm is perfect
-    pinn = metrics[(metrics["method"] == "pinn") & (metrics["metric"] == "ssim")]
-    assert pinn["value"].min() > 0.999
-    summary, markdown = summarize_study(metrics, STUDY)
-    assert summary["not_scored"] == [{"dose": 1e3, "view": "baseline", "split": "test", "method": "lsqml",
-                                      "status": "failed", "reason": "LinAlgError: singular matrix"}]
+    assert "lsqml" not in aligned and {"truth", "support", "pinn", "flat_floor", "truth_ceiling"} <= set(aligned)
+    # a global phase offset and scale are removed by the alignment: the network arm reaches the ceiling
+    scored = metrics[metrics["component"].isin(["amplitude", "phase"])].set_index(["method", "component", "metric"])
+    for component in ("amplitude", "phase"):
+        for metric in ("ssim", "ms_ssim", "pearson", "rmse"):
+            assert scored.loc[("pinn", component, metric), "value"] == pytest.approx(
+                scored.loc[("truth_ceiling", component, metric), "value"], abs=1e-5)
+        assert scored.loc[("flat_floor", component, "pearson"), "value"] == pytest.approx(0.0, abs=1e-9)
+    summary, markdown = summarize_study(STUDY, cell=scores)
+    failed = [note for note in summary["not_scored"] if note["status"] == "failed"]
+    assert [(n["method"], n["reason"]) for n in failed] == [("lsqml", "LinAlgError: singular matrix")]
     assert "## Not scored" in markdown and "singular matrix" in markdown
     row = summary["tables"]["test"][0]
     assert row["lsqml phase ms_ssim"] is None and row["pinn − lsqml phase ms_ssim"] is None
-    assert row["pinn phase ms_ssim"] == pytest.approx(1.0, abs=1e-3)
+    assert row["pinn phase ms_ssim"] == pytest.approx(row["truth_ceiling phase ms_ssim"], abs=1e-5)
+    assert row["flat_floor phase ms_ssim"] < 0.2 < row["truth_ceiling phase ms_ssim"]
 
 
 @pytest.mark.e2e
@@ -78,12 +83,14 @@ def test_default_run_table_holds_every_cell_method_and_metric(study_run: Path) -
     params = load_parameters()
     study = StudyDesign.model_validate(params["study"])
     comparison = ComparisonParams.model_validate(params["comparison"])
-    table = pd.read_csv(latest_version(study_run / "data" / "08_reporting" / "metrics_table.csv"))
+    table = pd.read_csv(latest_version(study_run / TEST_DATA / "08_reporting" / "metrics_table.csv"))
     cells = len(study.doses) * len(study.views) * len(SPLITS)
     assert len(table) == cells * len(METHOD_ORDER) * len(expected_metrics(comparison))
     assert set(table["method"]) == set(METHOD_ORDER)
     assert not table.duplicated(["dose", "view", "split", "method", "component", "metric"]).any()
     ceiling = table[(table["method"] == "truth_ceiling") & (table["metric"] == "rmse")]
     assert (ceiling["status"] == "ok").all() and (ceiling["value"] < 1e-5).all()
+    floor = table[(table["method"] == "flat_floor") & (table["metric"] == "pearson")]
+    assert (floor["value"].abs() < 1e-6).all()
     for name in ("study_summary.md", "metric_vs_dose_test.png", "frc_curves.png"):
-        assert latest_version(study_run / "data" / "08_reporting" / name).stat().st_size > 0
+        assert latest_version(study_run / TEST_DATA / "08_reporting" / name).stat().st_size > 0

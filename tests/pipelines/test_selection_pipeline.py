@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from kedro_project import latest_version, run_kedro
+from kedro_project import TEST_DATA, latest_version, run_kedro
 
 from fly64_kedro.datasets import NPZDataset
 from fly64_kedro.parameters import StudyDesign
@@ -19,7 +19,7 @@ from fly64_kedro.pipelines.selection import create_pipeline
 from fly64_kedro.pipelines.selection.nodes import (
     TABLE_COLUMNS,
     plot_selection,
-    select_scan_view,
+    select_scan_views,
     summarize_selection,
 )
 from fly64_kedro.provenance import add_stage
@@ -69,9 +69,12 @@ def measurements(n: int = 120, seed: int = 0) -> dict:
 PROBE = {"probeGuess": np.ones((N, N), np.complex64), "_metadata": {"probe_diameter_px": DIAMETER}}
 
 
-def select(view: str, payload: dict | None = None, probe: dict = PROBE) -> dict:
-    return select_scan_view(payload if payload is not None else measurements(), probe, STUDY, SELECTION,
-                            dose=1000.0, view=view, split="test")
+def select(view: str, payload: dict | None = None, probe: dict = PROBE, train: dict | None = None) -> dict:
+    """The test split's view of ``payload`` (a default measurements payload serves as the train split)."""
+    train = measurements(seed=9) if train is None else train
+    _, test = select_scan_views(train, payload if payload is not None else measurements(), probe, STUDY, SELECTION,
+                                dose=1000.0, view=view)
+    return test
 
 
 # ---------------------------------------------------------------- the node
@@ -123,11 +126,30 @@ def test_baseline_keeps_everything_and_spacing_views_respect_s() -> None:
         assert meta["effective_min_acceptance"] == pytest.approx(
             max(0.0005, 0.8 * meta["geometry_acceptance_bound"]))
         assert meta["below_floor"] == (meta["acceptance_rate"] < meta["effective_min_acceptance"])
-        direct_reaches_floor = meta["direct_acceptance_rate"] >= meta["effective_min_acceptance"]
-        assert meta["selection_strategy"] == ("direct" if direct_reaches_floor else "greedy")
+        fell_back = meta["strategy_decision"]["direct_below_floor"]
+        assert fell_back["test"] == (meta["direct_acceptance_rate"] < meta["effective_min_acceptance"])
+        assert meta["selection_strategy"] == ("greedy" if any(fell_back.values()) else "direct")
         counts[view] = meta["n_accepted"]
     assert base["n_accepted"] > max(counts.values())
     assert base["measured_overlap"] > select("dense")["_metadata"]["measured_overlap"]
+
+
+def test_one_strategy_per_view_for_both_splits() -> None:
+    """A split whose direct rule reaches its floor still goes greedy when the other split needs greedy."""
+    crowded = measurements(120, seed=3)  # dense random positions: the direct rule keeps few, greedy is needed
+    spread = measurements(9)
+    grid = np.meshgrid(np.arange(10.0, 120.0, 40.0), np.arange(10.0, 120.0, 40.0), indexing="ij")
+    spread["ycoords"], spread["xcoords"] = grid[0].ravel(), grid[1].ravel()  # 40 px apart: direct keeps all
+    alone = select_scan_views(spread, spread, PROBE, STUDY, SELECTION, dose=1000.0, view="sparse")
+    assert {v["_metadata"]["selection_strategy"] for v in alone} == {"direct"}
+    train, test = select_scan_views(spread, crowded, PROBE, STUDY, SELECTION, dose=1000.0, view="sparse")
+    for view in (train, test):
+        meta = view["_metadata"]
+        assert meta["selection_strategy"] == "greedy"
+        assert meta["strategy_decision"]["direct_below_floor"] == {"train": False, "test": True}
+        for field in ("selection_strategy", "acceptance_rate", "spacing_threshold", "n_accepted", "n_rejected"):
+            assert field in meta  # the original study's five telemetry fields
+    assert train["_metadata"]["n_accepted"] == 9  # greedy keeps every one of the spread positions too
 
 
 def test_too_small_view_is_written_with_flags() -> None:
@@ -163,6 +185,14 @@ def test_bad_measurements_name_dataset_and_field() -> None:
         select("sparse", short)
     with pytest.raises(InputDataError, match=r"'probe', field '_metadata.probe_diameter_px'.*None"):
         select("sparse", probe={"probeGuess": PROBE["probeGuess"], "_metadata": {}})
+    bad = measurements()
+    bad["diffraction"] = bad["diffraction"].copy()
+    bad["diffraction"][4, 2, :3] = np.nan
+    with pytest.raises(InputDataError, match=r"'dose_1000\.train\.measurements', field 'diffraction'.*3 NaN"):
+        select("baseline", train=bad)
+    bad["diffraction"][4, 2, :3] = -1.0
+    with pytest.raises(InputDataError, match=r"field 'diffraction'.*≥ 0.*3 negative"):
+        select("baseline", train=bad)
 
 
 # ---------------------------------------------------------------- report, table, figure
@@ -182,8 +212,9 @@ def test_summary_has_one_row_per_view_and_lists_flags() -> None:
 
 def test_figure_has_a_panel_per_view_with_probe_discs() -> None:
     ground_truth = {"objectGuess": np.ones((128, 128), np.complex64)}
-    views = [select_scan_view(measurements(), PROBE, STUDY, SELECTION, dose=1000.0, view=view, split=split)
-             for view in STUDY.views for split in SPLITS]
+    views = [split_view for view in STUDY.views
+             for split_view in select_scan_views(measurements(seed=9), measurements(), PROBE, STUDY, SELECTION,
+                                                 dose=1000.0, view=view)]
     figure = plot_selection(ground_truth, SELECTION, *views)
     assert len(figure.axes) == len(STUDY.views)
     for axis, view in zip(figure.axes, STUDY.views):
@@ -196,18 +227,19 @@ def test_figure_has_a_panel_per_view_with_probe_discs() -> None:
 # ---------------------------------------------------------------- wiring
 
 
-def test_pipeline_has_one_job_per_cell_and_no_truth_in_scan_views() -> None:
+def test_pipeline_has_one_job_per_dose_and_view_and_no_truth_in_scan_views() -> None:
     pipeline = create_pipeline(STUDY)
-    jobs = [node for node in pipeline.nodes if node.func.__name__ == "select_scan_view"]
-    assert len(jobs) == len(STUDY.doses) * len(STUDY.views) * len(SPLITS)
-    job = next(node for node in jobs if node.name == "dose_1000.selection.select_sparse_test")
-    assert job.inputs == ["dose_1000.test.measurements", "probe", "params:study", "params:selection"]
-    assert job.outputs == ["dose_1000.sparse.test.scan_view"]
+    jobs = [node for node in pipeline.nodes if node.func.__name__ == "select_scan_views"]
+    assert len(jobs) == len(STUDY.doses) * len(STUDY.views)
+    job = next(node for node in jobs if node.name == "dose_1000.selection.select_sparse")
+    assert job.inputs == ["dose_1000.train.measurements", "dose_1000.test.measurements", "probe", "params:study",
+                          "params:selection"]
+    assert job.outputs == ["dose_1000.sparse.train.scan_view", "dose_1000.sparse.test.scan_view"]
     assert {"selection", "dose_1000", "sparse"} <= job.tags
     readers_of_truth = {node.name for node in pipeline.nodes if {"ground_truth", "truth_patches"} & set(node.inputs)}
     assert readers_of_truth == {"plot_selection"}
     summary = next(node for node in pipeline.nodes if node.name == "summarize_selection")
-    assert len(summary.inputs) == len(jobs)
+    assert len(summary.inputs) == len(jobs) * len(SPLITS)
 
 
 # ---------------------------------------------------------------- end to end
@@ -217,7 +249,7 @@ def test_pipeline_has_one_job_per_cell_and_no_truth_in_scan_views() -> None:
 def test_kedro_run_selection_in_test_env(project_copy: Path) -> None:
     run_kedro(project_copy, "run", "--pipeline", "simulation", "--env", "test")
     run_kedro(project_copy, "run", "--pipeline", "selection", "--env", "test")
-    data = project_copy / "data"
+    data = project_copy / TEST_DATA
     table = pd.read_csv(latest_version(data / "08_reporting/selection/selection_table.csv"))
     assert len(table) == 3 * 3 * 2
     assert latest_version(data / "08_reporting/selection/selection_figure.png").stat().st_size > 0

@@ -1,36 +1,32 @@
 """Alignment of a reconstruction canvas to the ground truth, identical for every method.
 
-Steps (each recorded):
+Steps (each recorded), all on the cell's **support** (``metrics.support``: the pixels the
+view's probe reached, from its positions and known probe, never from the truth):
 
-1. **Evaluated region**: the bounding box of the evaluated view's scan positions
-   ± ``margin_fraction``·N (the probe's radius), clipped to the truth and to the
-   reconstruction canvas. The box is the same for every arm of a (dose, view, split) cell,
-   and for the dense and sparse views of a split it covers nearly the same area: a sparse
-   view is scored on the whole area its scan spans, gaps between its probe spots included,
-   because leaving those gaps unknown is the cost of scanning sparsely (scoring only the
-   lit discs would reward sparse views for the area they never measured).
-   **Illuminated pixels** are those within ``margin_fraction``·N of a position (the
-   probe's radius). The rest get only the probe's tails or nothing, and each method fills
-   them its own way (the network's stitched canvas is 0 beyond its patch crops, LSQML
-   keeps its initial guess 1 + 0j where no light reached and partly recovers the tails'
-   area). ``unilluminated = 'scored'`` scores every arm's own output there;
-   ``'empty'`` sets those pixels to 1 + 0j (empty space) in every arm, so the gaps cost
-   every method of a view the same. Either way the global scale and the phase ramp are
-   fitted, and the FRC measured, over the illuminated pixels only.
-2. **Canvas → object pixels**: canvas pixel (i, j) is object pixel (i, j) + ``canvas_origin_yx``
-   (rounded to whole pixels; registration absorbs any fraction).
-3. **Sub-pixel registration**: scikit-image ``phase_cross_correlation`` of the truth crop
-   (reference) and the reconstruction crop, ``upsample_factor`` per pixel; the shift is
-   applied as a Fourier shift of the mirror-extended crop (``fourier_shift_image``). A
-   shift longer than ``max_shift_px`` on either axis is rejected (not applied) and recorded.
-4. **Border trim** of ``border_trim_px`` on every side of both images (removes the edge pixels
-   the shift filled with mirrored content).
-5. **Optional phase ramp**: a linear phase a·y + b·x of reconstruction·conj(truth) is
-   always measured over the illuminated pixels (``measure_phase_ramp``) and removed only
-   if ``remove_phase_ramp``.
-6. **Global complex scale**: c = ⟨rec, truth⟩ / ⟨rec, rec⟩ over the illuminated pixels
-   (least squares min ‖truth − c·rec‖²) removes the amplitude scale |c| and the phase
-   offset arg c; then the unilluminated pixels are set to 1 + 0j if ``unilluminated = 'empty'``.
+1. **Region**: the support's bounding box, widened by ``border_trim_px`` on every side
+   (clipped to the truth) so that the trim of step 4 leaves the support whole. Canvas pixel
+   (i, j) is object pixel (i, j) + ``canvas_origin_yx`` (rounded to whole pixels;
+   registration absorbs any fraction); region pixels the canvas does not cover read the
+   flat object 1 + 0j.
+2. **Sub-pixel registration**: scikit-image ``phase_cross_correlation`` of the truth crop
+   (reference) and the reconstruction's support (its mean over the support elsewhere, so
+   that no arm's fill outside the support pulls the fit), ``upsample_factor`` per pixel;
+   the shift is applied as a Fourier shift of the mirror-extended reconstruction crop
+   (``fourier_shift_image``; its own pixels next to the support only interpolate). A
+   shift longer than ``max_shift_px`` on either axis is rejected (not applied) and
+   recorded; a reconstruction that is constant over the region is not registered.
+3. **Border trim** of ``border_trim_px`` on every side of both images (removes the edge
+   pixels the shift filled with mirrored content).
+4. **Optional phase ramp**: a linear phase a·y + b·x of reconstruction·conj(truth) is
+   always measured over the support (``measure_phase_ramp``) and removed only if
+   ``remove_phase_ramp``.
+5. **Global complex scale**: c = ⟨rec, truth⟩ / ⟨rec, rec⟩ over the support (least
+   squares min ‖truth − c·rec‖²) removes the amplitude scale |c| and the phase offset arg c.
+6. **Outside the support every arm reads the flat object 1 + 0j** (what every method
+   starts from): what lies there is nobody's information, so no arm gains or loses by how
+   it fills it. The truth is left whole: a window that straddles the support's edge compares
+   the truth's structure with that fill, which is why even the ceiling scores below 1 on a
+   view whose support does not cover its region.
 """
 
 from __future__ import annotations
@@ -40,17 +36,20 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import cKDTree
 from skimage.registration import phase_cross_correlation
 
+from fly64_kedro.metrics.support import Support
 from fly64_kedro.parameters.comparison import AlignmentParams
+
+FLAT_FILL = 1.0 + 0.0j
+"""What every arm reads outside the support: the flat object every method starts from."""
 
 
 class DegenerateReconstruction(ValueError):
     """The reconstruction cannot be aligned (e.g. it is zero over the evaluated region)."""
 
 
-_ZERO_OBJECT = "the reconstruction is zero over the evaluated region"
+_ZERO_OBJECT = "the reconstruction is zero over the support"
 
 
 @dataclass(frozen=True)
@@ -61,40 +60,10 @@ class Alignment:
     """(h, w) complex64: the truth over the evaluated region, trimmed."""
     aligned: np.ndarray
     """(h, w) complex64: the reconstruction registered, trimmed and scaled onto the truth."""
-    illuminated: np.ndarray
-    """(h, w) bool: pixels within margin_fraction·N of a scan position."""
+    support: np.ndarray
+    """(h, w) bool: the cell's support over the region."""
     record: dict[str, Any]
     """JSON-ready offsets, shift, scale, ramp and region (see ``align_to_truth``)."""
-
-
-def evaluation_region(
-    ycoords: np.ndarray, xcoords: np.ndarray, patch_size: int, margin_fraction: float,
-    truth_shape: tuple[int, int], canvas_origin_yx: np.ndarray, canvas_shape: tuple[int, int],
-) -> tuple[int, int, int, int]:
-    """Object-pixel box (y0, y1, x0, x1), end-exclusive, that an arm is scored on.
-
-    The positions' bounding box ± margin_fraction·N, clipped to the truth object and to the
-    reconstruction canvas (whose pixel (0, 0) is object pixel ``round(canvas_origin_yx)``).
-    """
-    margin = margin_fraction * patch_size
-    origin = np.rint(canvas_origin_yx).astype(np.int64)
-    low = [int(np.floor(c.min() - margin)) for c in (ycoords, xcoords)]
-    high = [int(np.ceil(c.max() + margin)) + 1 for c in (ycoords, xcoords)]
-    box = []
-    for axis in range(2):
-        start = max(low[axis], 0, int(origin[axis]))
-        stop = min(high[axis], truth_shape[axis], int(origin[axis]) + canvas_shape[axis])
-        box += [start, stop]
-    return box[0], box[1], box[2], box[3]
-
-
-def illumination_mask(ycoords: np.ndarray, xcoords: np.ndarray, region_yx: tuple[int, int, int, int],
-                      radius: float) -> np.ndarray:
-    """(h, w) bool over the object-pixel box ``region_yx`` (y0, y1, x0, x1): within ``radius`` px of a position."""
-    y0, y1, x0, x1 = region_yx
-    pixels = np.stack(np.meshgrid(np.arange(y0, y1), np.arange(x0, x1), indexing="ij"), axis=-1).reshape(-1, 2)
-    distance, _ = cKDTree(np.column_stack([ycoords, xcoords])).query(pixels, distance_upper_bound=radius * (1 + 1e-9))
-    return np.isfinite(distance).reshape(y1 - y0, x1 - x0)
 
 
 def measure_phase_ramp(obj: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -150,73 +119,103 @@ def complex_scale(obj: np.ndarray, truth: np.ndarray) -> complex:
     return complex(np.vdot(obj, truth) / power)
 
 
-def align_to_truth(
-    obj: np.ndarray, canvas_origin_yx: np.ndarray, truth: np.ndarray, ycoords: np.ndarray,
-    xcoords: np.ndarray, patch_size: int, params: AlignmentParams,
-) -> Alignment:
-    """Align a reconstruction canvas (H, W) complex to the truth object (steps in the module doc).
+def _crop_with_fill(obj: np.ndarray, origin: np.ndarray, region_yx: tuple[int, int, int, int]) -> np.ndarray:
+    """The object-pixel box ``region_yx`` of a canvas whose pixel (0, 0) is object pixel ``origin``;
+    pixels the canvas does not cover read the flat object 1 + 0j. (h, w) complex128."""
+    y0, y1, x0, x1 = region_yx
+    crop = np.ones((y1 - y0, x1 - x0), dtype=np.complex128)
+    top, left = max(y0, int(origin[0])), max(x0, int(origin[1]))
+    bottom, right = min(y1, int(origin[0]) + obj.shape[0]), min(x1, int(origin[1]) + obj.shape[1])
+    if top < bottom and left < right:
+        crop[top - y0:bottom - y0, left - x0:right - x0] = obj[top - origin[0]:bottom - origin[0],
+                                                                left - origin[1]:right - origin[1]]
+    return crop
 
-    ``canvas_origin_yx`` (2,) is the object pixel of canvas pixel (0, 0); ``ycoords``,
-    ``xcoords`` (n,) are the object-pixel centres of the evaluated view's positions and N is
-    ``patch_size``. The record holds ``region_yx`` [y0, y1, x0, x1] (object pixels, end
-    exclusive, after the trim), ``canvas_offset_px`` (integer canvas origin used) and
-    ``canvas_origin_residual_px`` (its rounding), ``registration_shift_px`` [dy, dx] (the
-    shift applied to the reconstruction; zeros if rejected), ``registration_measured_px``,
-    ``registration_rejected``, ``registration_error`` (scikit-image's; None if undefined),
-    ``illuminated_fraction`` of the region, ``unilluminated`` (the rule), ``scale`` |c|,
-    ``phase_offset_rad`` arg c, ``phase_ramp_rad_per_px`` [a, b] (measured), and
-    ``phase_ramp_removed``.
+
+def _support_only(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The crop on the support, its mean over the support elsewhere: no arm's fill takes part in the fit."""
+    if not mask.any():
+        return crop
+    return np.where(mask, crop, crop[mask].mean())
+
+
+def _registration(reference: np.ndarray, moving: np.ndarray, params: AlignmentParams) -> tuple[np.ndarray, float | None]:
+    """(measured shift (2,) px, scikit-image's error or None); no shift for a constant image."""
+    if np.ptp(np.abs(moving)) == 0 and np.ptp(np.angle(moving)) == 0:
+        return np.zeros(2), None
+    measured, error, _ = phase_cross_correlation(reference, moving, upsample_factor=params.upsample_factor)
+    measured = np.asarray(measured, dtype=np.float64)
+    if not np.isfinite(measured).all():
+        return np.zeros(2), None
+    return measured, float(error) if np.isfinite(error) else None
+
+
+def align_to_truth(
+    obj: np.ndarray, canvas_origin_yx: np.ndarray, truth: np.ndarray, support: Support, params: AlignmentParams,
+) -> Alignment:
+    """Align a reconstruction canvas (H, W) complex to the truth object over a support (steps in the module doc).
+
+    ``canvas_origin_yx`` (2,) is the object pixel of canvas pixel (0, 0); ``support`` the
+    cell's support on the object grid. The record holds ``region_yx`` [y0, y1, x0, x1]
+    (object pixels, end exclusive, after the trim), ``support_fraction`` (support pixels /
+    region pixels), ``support_pixels``, ``support_threshold``, ``canvas_offset_px`` (integer
+    canvas origin used) and ``canvas_origin_residual_px`` (its rounding),
+    ``registration_shift_px`` [dy, dx] (applied; zeros if rejected),
+    ``registration_measured_px``, ``registration_rejected``, ``registration_error``,
+    ``scale`` |c|, ``phase_offset_rad`` arg c, ``phase_ramp_rad_per_px`` [a, b] (measured)
+    and ``phase_ramp_removed``.
     """
     origin = np.rint(canvas_origin_yx).astype(np.int64)
-    y0, y1, x0, x1 = evaluation_region(ycoords, xcoords, patch_size, params.margin_fraction,
-                                       truth.shape, canvas_origin_yx, obj.shape)
     trim = params.border_trim_px
-    if min(y1 - y0, x1 - x0) <= 2 * trim + 1:
+    sy0, sy1, sx0, sx1 = support.region_yx
+    y0, y1 = max(sy0 - trim, 0), min(sy1 + trim, truth.shape[0])
+    x0, x1 = max(sx0 - trim, 0), min(sx1 + trim, truth.shape[1])
+    if min(y1 - y0, x1 - x0) <= 2 * trim:
         raise DegenerateReconstruction(
-            f"evaluated region [{y0}:{y1}, {x0}:{x1}] (positions ± margin, within the truth "
-            f"{truth.shape} and the canvas {obj.shape} at {origin.tolist()}) leaves no pixels after a {trim}-px trim"
+            f"region [{y0}:{y1}, {x0}:{x1}] (the support's box within the truth {truth.shape}) leaves no pixels "
+            f"after a {trim}-px trim"
         )
     truth_crop = truth[y0:y1, x0:x1].astype(np.complex128)
-    rec_crop = obj[y0 - origin[0]:y1 - origin[0], x0 - origin[1]:x1 - origin[1]].astype(np.complex128)
-
-    if not np.abs(rec_crop).max() > 0:
-        raise DegenerateReconstruction(_ZERO_OBJECT)
+    rec_crop = _crop_with_fill(obj, origin, (y0, y1, x0, x1))
+    moving = _support_only(rec_crop, support.mask_over((y0, y1, x0, x1)))
     if params.registration_image == "amplitude":
-        reference, moving = np.abs(truth_crop), np.abs(rec_crop)
+        measured, error = _registration(np.abs(truth_crop), np.abs(moving), params)
     else:
-        reference, moving = truth_crop, rec_crop
-    measured, error, _ = phase_cross_correlation(reference, moving, upsample_factor=params.upsample_factor)
+        measured, error = _registration(truth_crop, moving, params)
     rejected = bool(np.max(np.abs(measured)) > params.max_shift_px)
-    shift = np.zeros(2) if rejected else np.asarray(measured, dtype=np.float64)
+    shift = np.zeros(2) if rejected else measured
     rec_shifted = fourier_shift_image(rec_crop, shift)
 
     inner = (slice(trim, rec_shifted.shape[0] - trim), slice(trim, rec_shifted.shape[1] - trim))
     truth_trim, rec_trim = truth_crop[inner], rec_shifted[inner]
     region = (y0 + trim, y1 - trim, x0 + trim, x1 - trim)
-    lit = illumination_mask(ycoords, xcoords, region, params.margin_fraction * patch_size)
-    ramp = measure_phase_ramp(rec_trim * lit, truth_trim)
+    mask = support.mask_over(region)
+    if not mask.any():
+        raise DegenerateReconstruction(f"no support pixel lies in the region {list(region)} after the trim")
+    ramp = measure_phase_ramp(rec_trim * mask, truth_trim)
     if params.remove_phase_ramp:
         rec_trim = rec_trim * np.conj(phase_ramp(rec_trim.shape, *ramp))
-    scale = complex_scale(rec_trim * lit, truth_trim)
+    scale = complex_scale(rec_trim[mask], truth_trim[mask])
     aligned = scale * rec_trim
-    if params.unilluminated == "empty":
-        aligned[~lit] = 1
+    aligned[~mask] = FLAT_FILL
     record = {
         "region_yx": list(region),
-        "region_rule": "bounding box of the view's positions ± margin_fraction·N, clipped to truth and canvas, "
-                       "minus border_trim_px",
-        "illuminated_fraction": float(lit.mean()),
-        "unilluminated": params.unilluminated,
+        "region_rule": "bounding box of the support (summed probe intensity > support threshold of its maximum), "
+                       "clipped to the truth",
+        "support_threshold": support.threshold,
+        "support_pixels": int(mask.sum()),
+        "support_fraction": float(mask.mean()),
+        "outside_support": "flat object 1+0j in every arm; the truth is left whole",
         "canvas_offset_px": origin.tolist(),
         "canvas_origin_residual_px": (np.asarray(canvas_origin_yx, np.float64) - origin).tolist(),
         "registration_image": params.registration_image,
         "registration_measured_px": [float(v) for v in measured],
         "registration_shift_px": shift.tolist(),
         "registration_rejected": rejected,
-        "registration_error": float(error) if np.isfinite(error) else None,
+        "registration_error": error,
         "scale": abs(scale),
         "phase_offset_rad": float(np.angle(scale)),
         "phase_ramp_rad_per_px": list(ramp),
         "phase_ramp_removed": params.remove_phase_ramp,
     }
-    return Alignment(truth_trim.astype(np.complex64), aligned.astype(np.complex64), lit, record)
+    return Alignment(truth_trim.astype(np.complex64), aligned.astype(np.complex64), mask, record)

@@ -14,16 +14,19 @@ def _tapered(image: np.ndarray, window: np.ndarray) -> np.ndarray:
 def frc_curve(
     image1: np.ndarray, image2: np.ndarray, tukey_alpha: float, support: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """FRC(k) = |Σ_ring F1·F2*| / sqrt(Σ_ring |F1|² · Σ_ring |F2|²) and its ring frequencies.
+    """FRC(k) = Re Σ_ring F1·F2* / sqrt(Σ_ring |F1|² · Σ_ring |F2|²) and its ring frequencies.
+
+    The real part, not the modulus: a ring whose components are anti-correlated (a
+    contrast-inverted image) scores negative, not as agreement.
 
     Both images (H, W) are made mean-free and multiplied by the same window: a separable
     Tukey window (alpha = 0: none, 1: Hann) times ``support`` (H, W) bool, if given — the
-    pixels that carry information (e.g. the illuminated ones), so that regions no method
-    could reconstruct do not decorrelate the rings. A pixel of
+    pixels that carry information (the cell's support), so that regions no method could
+    reconstruct do not decorrelate the rings. A pixel of
     the 2-D spectrum at (fy, fx) cycles/px (numpy ``fftfreq`` per axis, so rectangular
     images need no crop) falls in ring r = round(|f| / Δ) with Δ = 1 / min(H, W); rings
     r = 1 … min(H, W)//2 are returned (the DC ring is empty once the mean is removed).
-    Returns (frequency (R,) cycles/px = r·Δ, frc (R,) in [0, 1]; NaN for a ring without power).
+    Returns (frequency (R,) cycles/px = r·Δ, frc (R,) in [−1, 1]; NaN for a ring without power).
     """
     if image1.shape != image2.shape or image1.ndim != 2:
         raise ValueError(f"FRC needs two 2-D images of one shape; got {image1.shape} and {image2.shape}")
@@ -44,7 +47,7 @@ def frc_curve(
         return np.bincount(rings, weights=values.ravel()[keep], minlength=n_rings)
 
     cross = f1 * np.conj(f2)
-    numerator = np.hypot(ring_sum(cross.real), ring_sum(cross.imag))
+    numerator = ring_sum(cross.real)
     denominator = np.sqrt(ring_sum(np.abs(f1) ** 2) * ring_sum(np.abs(f2) ** 2))
     with np.errstate(invalid="ignore", divide="ignore"):
         curve = np.where(denominator > 0, numerator / denominator, np.nan)
@@ -59,10 +62,12 @@ def frc_crossing(frequency: np.ndarray, curve: np.ndarray, threshold: float) -> 
     search starts at the ring of the curve's maximum. The crossing is linearly
     interpolated between the last ring at or above the threshold and the first below it.
     A curve that never drops below returns the highest ring (resolution at least
-    Nyquist); one whose peak is already below returns the peak ring's frequency (no finer
-    statement is possible from this image). NaN rings count as below.
+    Nyquist); one that never reaches the threshold returns 0 cycles/px (nothing is
+    resolved: e.g. an anti-correlated image). NaN rings count as below.
     """
-    start = int(np.nanargmax(curve)) if np.isfinite(curve).any() else 0
+    if not (curve >= threshold).any():
+        return 0.0
+    start = int(np.nanargmax(curve))
     below = ~(curve[start:] >= threshold)
     if not below.any():
         return float(frequency[-1])

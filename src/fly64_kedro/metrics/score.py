@@ -2,22 +2,26 @@
 
 ``score_cell`` is the whole per-arm computation of the comparison: it reads the status of
 an object payload (as written by training or reconstruction), aligns an ``ok`` canvas to
-the truth with ``align_to_truth`` and measures every metric of amplitude and phase; a
-skipped or failed arm yields the same rows with NaN values and its status and reason.
-``CellResult.rows`` turns that into tidy rows (dose, view, split, method, component,
-metric, value, status, reason) for the study table.
+the truth over the cell's support with ``align_to_truth`` and measures every metric of
+amplitude and phase on that support; a skipped or failed arm yields the same rows with NaN
+values and its status and reason, and a metric the support is too small for is NaN with
+status ``undefined`` and its reason. ``CellResult.rows`` turns that into tidy rows (dose,
+view, split, method, component, metric, value, status, reason) for the study table.
 
-Phase convention: the reconstruction's phase is unwrapped towards the truth's,
-φ_rec = arg(truth) + wrap(arg(rec) − arg(truth)), so a phase error is the wrapped
-difference in (−π, π] and never a 2π jump at the branch cut; a zero pixel (e.g. one the
-network's stitching left empty) reads amplitude 0 and phase 0.
+**Phase: one branch cut per image.** After the alignment removed the global phase offset
+(and the ramp, where enabled), both images' phases are read in one window of width 2π
+centred on a single reference value, the circular mean of the truth's phase over the
+support: φ = φ_ref + wrap(arg(z) − φ_ref). No pixel of the truth decides how a pixel of a
+reconstruction is wrapped, so a reconstruction that carries no information scores about
+zero whatever its phase. A zero pixel reads amplitude 0 and phase φ_ref.
 SSIM and MS-SSIM assume images in [0, data range]: both images are offset by the truth's
-minimum (which changes neither MAE, RMSE, PSNR, Pearson nor FRC) with data range =
-max − min of the truth.
+minimum over the support (which changes neither MAE, RMSE, PSNR, Pearson nor FRC) with data
+range = max − min of the truth over the support.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,29 +31,43 @@ from threadpoolctl import threadpool_limits
 from fly64_kedro.metrics import quality
 from fly64_kedro.metrics.alignment import Alignment, DegenerateReconstruction, align_to_truth
 from fly64_kedro.metrics.frc import frc_crossing, frc_curve
+from fly64_kedro.metrics.quality import MetricUndefined
+from fly64_kedro.metrics.support import Support
 from fly64_kedro.parameters.comparison import ComparisonParams
 from fly64_kedro.validation import InputDataError, require_complex_2d, require_field
 
 COMPONENTS: tuple[str, str] = ("amplitude", "phase")
 IMAGE_METRICS: tuple[str, ...] = ("ms_ssim", "ssim", "mae", "rmse", "psnr", "pearson")
 ALIGNMENT_METRICS: tuple[str, ...] = (
-    "shift_y_px", "shift_x_px", "registration_rejected", "illuminated_fraction", "scale", "phase_offset_rad",
+    "shift_y_px", "shift_x_px", "registration_rejected", "support_fraction", "scale", "phase_offset_rad",
     "phase_ramp_y_rad_per_px", "phase_ramp_x_rad_per_px",
 )
 ROW_COLUMNS: tuple[str, ...] = ("dose", "view", "split", "method", "component", "metric", "value", "status", "reason")
 
 
-def component_images(truth: np.ndarray, aligned: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def phase_reference(truth: np.ndarray, support: np.ndarray) -> float:
+    """Circular mean (rad) of the truth's phase over the support: the centre of every image's branch cut."""
+    phasors = truth[support]
+    magnitudes = np.abs(phasors)
+    units = np.divide(phasors, magnitudes, out=np.zeros_like(phasors), where=magnitudes > 0)
+    return float(np.angle(units.sum()))
+
+
+def wrapped_phase(image: np.ndarray, reference: float) -> np.ndarray:
+    """Phase (rad) of a complex image in the window (reference − π, reference + π], float64."""
+    return reference + np.angle(image.astype(np.complex128) * np.exp(-1j * reference))
+
+
+def component_images(truth: np.ndarray, aligned: np.ndarray,
+                     support: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """component → (truth, reconstruction) real images (h, w) float64: amplitude, and phase in rad.
 
-    The reconstruction's phase is unwrapped towards the truth's: arg(truth) + wrap(arg(rec) − arg(truth)).
-    A zero pixel (nothing reconstructed) reads phase 0, as ``np.angle`` gives.
+    Both phases are read with one branch cut, centred on ``phase_reference(truth, support)``.
     """
-    truth_phase = np.angle(truth).astype(np.float64)
-    difference = np.angle(np.exp(1j * (np.angle(aligned).astype(np.float64) - truth_phase)))
+    reference = phase_reference(truth, support)
     return {
         "amplitude": (np.abs(truth).astype(np.float64), np.abs(aligned).astype(np.float64)),
-        "phase": (truth_phase, truth_phase + difference),
+        "phase": (wrapped_phase(truth, reference), wrapped_phase(aligned, reference)),
     }
 
 
@@ -60,33 +78,59 @@ def expected_metrics(params: ComparisonParams) -> list[tuple[str, str]]:
             + [("alignment", metric) for metric in ALIGNMENT_METRICS])
 
 
-def image_metrics(
-    reference: np.ndarray, test: np.ndarray, illuminated: np.ndarray, params: ComparisonParams,
-) -> tuple[dict[str, float], np.ndarray, np.ndarray, dict[str, Any]]:
-    """Every metric of one real image against its truth (h, w).
-
-    Returns (metric → value, FRC frequencies (R,) cycles/px, FRC curve (R,), the MS-SSIM
-    settings used and the data range). Peak and SSIM range = max − min of ``reference``.
-    The FRC is taken over the ``illuminated`` (h, w) pixels only (resolution is a property
-    of what was measured); every other metric over the whole region.
-    """
-    peak = quality.data_range(reference)
-    floor = reference.min()
+def _measured(compute: Callable[[], float], reasons: dict[str, str], name: str) -> float:
+    """``compute()``, or NaN with the reason recorded under ``name`` when the metric is undefined."""
     try:
+        return compute()
+    except MetricUndefined as exc:
+        reasons[name] = str(exc)
+        return float("nan")
+
+
+def image_metrics(
+    reference: np.ndarray, test: np.ndarray, support: np.ndarray, params: ComparisonParams,
+) -> tuple[dict[str, float], dict[str, str], np.ndarray, np.ndarray, dict[str, Any]]:
+    """Every metric of one real image (h, w) against its truth, on the support (h, w) bool.
+
+    Returns (metric → value, metric → reason for each NaN, FRC frequencies (R,) cycles/px,
+    FRC curve (R,), record of the MS-SSIM settings used and the data range). Peak and SSIM
+    range = max − min of ``reference`` over the support.
+    """
+    inside_ref, inside_test = reference[support], test[support]
+    peak = quality.data_range(inside_ref)
+    floor = float(inside_ref.min())
+    reasons: dict[str, str] = {}
+    record: dict[str, Any] = {"data_range": peak}
+
+    def windowed(name: str, compute: Callable[[], float]) -> float:
+        if not peak > 0:
+            reasons[name] = "the truth is constant on the support: no dynamic range for the SSIM constants"
+            return float("nan")
+        return _measured(compute, reasons, name)
+
+    def masked_ms_ssim() -> float:
         settings = quality.adapt_ms_ssim(reference.shape, params.ms_ssim)
-    except ValueError as exc:
-        raise DegenerateReconstruction(str(exc)) from exc
-    frequency, curve = frc_curve(test, reference, params.frc.tukey_alpha, illuminated)
+        value, used = quality.ms_ssim(test - floor, reference - floor, peak, settings,
+                                      (params.ssim.k1, params.ssim.k2), support)
+        record.update(settings.as_record(), **used)
+        return value
+
+    frequency, curve = frc_curve(test, reference, params.frc.tukey_alpha, support)
     values = {
-        "ms_ssim": quality.ms_ssim(test - floor, reference - floor, peak, settings, (params.ssim.k1, params.ssim.k2)),
-        "ssim": quality.ssim(test - floor, reference - floor, peak, params.ssim),
-        "mae": quality.mae(test, reference),
-        "rmse": quality.rmse(test, reference),
-        "psnr": quality.psnr(test, reference, peak),
-        "pearson": quality.pearson(test, reference),
+        "ms_ssim": windowed("ms_ssim", masked_ms_ssim),
+        "ssim": windowed("ssim", lambda: quality.ssim(test - floor, reference - floor, peak, params.ssim, support)),
+        "mae": quality.mae(inside_test, inside_ref),
+        "rmse": quality.rmse(inside_test, inside_ref),
+        "psnr": quality.psnr(inside_test, inside_ref, peak) if peak > 0 else float("nan"),
+        "pearson": _measured(lambda: quality.pearson(inside_test, inside_ref), reasons, "pearson"),
     }
-    values.update({name: frc_crossing(frequency, curve, t) for name, t in params.frc.thresholds.items()})
-    return values, frequency, curve, {**settings.as_record(), "data_range": peak}
+    if not peak > 0:
+        reasons["psnr"] = "the truth is constant on the support: no peak for PSNR"
+    for name, threshold in params.frc.thresholds.items():
+        values[name] = frc_crossing(frequency, curve, threshold) if np.isfinite(curve).any() else float("nan")
+        if not np.isfinite(values[name]):
+            reasons[name] = "no FRC ring holds power on the support"
+    return values, reasons, frequency, curve, record
 
 
 @dataclass(frozen=True)
@@ -105,12 +149,20 @@ class CellResult:
     """'frequency' (R,) cycles/px, 'amplitude' and 'phase' (R,) FRC curves; empty unless ok."""
     record: dict[str, Any] = field(default_factory=dict)
     """JSON-ready: status, reason, alignment record, per-component data range and MS-SSIM settings."""
+    undefined: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(component, metric) → why that metric is NaN in an 'ok' arm (e.g. a support too small for it)."""
 
     def rows(self, **coordinates: Any) -> list[dict[str, Any]]:
-        """Tidy rows: ``coordinates`` (dose, view, split, method) + component, metric, value, status, reason."""
-        return [{**coordinates, "component": component, "metric": metric, "value": value,
-                 "status": self.status, "reason": self.reason}
-                for (component, metric), value in self.metrics.items()]
+        """Tidy rows: ``coordinates`` (dose, view, split, method) + component, metric, value, status, reason.
+
+        A metric that is undefined in a scored arm has status 'undefined' and its own reason.
+        """
+        rows = []
+        for key, value in self.metrics.items():
+            status, reason = ("undefined", self.undefined[key]) if key in self.undefined else (self.status, self.reason)
+            rows.append({**coordinates, "component": key[0], "metric": key[1], "value": value,
+                         "status": status, "reason": reason})
+        return rows
 
     def frc_rows(self, **coordinates: Any) -> list[dict[str, Any]]:
         """Tidy FRC curves: ``coordinates`` + component, frequency (cycles/px), frc; empty unless ok."""
@@ -126,46 +178,49 @@ def not_scored(status: str, reason: str, params: ComparisonParams) -> CellResult
 
 
 def score_reconstruction(
-    obj: np.ndarray, canvas_origin_yx: np.ndarray, truth: np.ndarray, ycoords: np.ndarray,
-    xcoords: np.ndarray, patch_size: int, params: ComparisonParams,
+    obj: np.ndarray, canvas_origin_yx: np.ndarray, truth: np.ndarray, support: Support, params: ComparisonParams,
 ) -> CellResult:
-    """Align one reconstruction canvas (H, W) complex to ``truth`` and measure it.
+    """Align one reconstruction canvas (H, W) complex to ``truth`` over ``support`` and measure it.
 
-    ``canvas_origin_yx`` (2,) object pixel of canvas pixel (0, 0); ``ycoords``/``xcoords``
-    (n,) object-pixel centres of the evaluated view/split's positions; ``patch_size`` N.
-    Raises ``DegenerateReconstruction`` if the arm cannot be aligned.
+    ``canvas_origin_yx`` (2,) object pixel of canvas pixel (0, 0); ``support`` the cell's
+    support (``metrics.support.view_support``). Raises ``DegenerateReconstruction`` if the
+    arm cannot be aligned.
 
     Runs with one OpenMP/BLAS thread (threadpoolctl): on these small images extra threads
     only contend (MS-SSIM measured 40× slower with 2 threads on a loaded 2-core machine);
     cells run in parallel through the Kedro runner instead.
     """
     metrics: dict[tuple[str, str], float] = {}
+    undefined: dict[tuple[str, str], str] = {}
     curves: dict[str, np.ndarray] = {}
     settings: dict[str, Any] = {}
     with threadpool_limits(limits=1):
-        alignment = align_to_truth(obj, canvas_origin_yx, truth, ycoords, xcoords, patch_size, params.alignment)
-        for component, (reference, test) in component_images(alignment.truth, alignment.aligned).items():
-            values, frequency, curves[component], settings[component] = image_metrics(
-                reference, test, alignment.illuminated, params)
+        alignment = align_to_truth(obj, canvas_origin_yx, truth, support, params.alignment)
+        images = component_images(alignment.truth, alignment.aligned, alignment.support)
+        for component, (reference, test) in images.items():
+            values, reasons, frequency, curves[component], settings[component] = image_metrics(
+                reference, test, alignment.support, params)
             curves["frequency"] = frequency
             metrics.update({(component, metric): value for metric, value in values.items()})
+            undefined.update({(component, metric): reason for metric, reason in reasons.items()})
     record = alignment.record
     shift, ramp = record["registration_shift_px"], record["phase_ramp_rad_per_px"]
     metrics.update({
         ("alignment", "shift_y_px"): shift[0], ("alignment", "shift_x_px"): shift[1],
         ("alignment", "registration_rejected"): float(record["registration_rejected"]),
-        ("alignment", "illuminated_fraction"): record["illuminated_fraction"],
+        ("alignment", "support_fraction"): record["support_fraction"],
         ("alignment", "scale"): record["scale"], ("alignment", "phase_offset_rad"): record["phase_offset_rad"],
         ("alignment", "phase_ramp_y_rad_per_px"): ramp[0], ("alignment", "phase_ramp_x_rad_per_px"): ramp[1],
     })
     ordered = {key: metrics[key] for key in expected_metrics(params)}
-    return CellResult("ok", "", ordered, alignment, curves,
-                      {"status": "ok", "reason": "", "alignment": record, "components": settings})
+    record = {"status": "ok", "reason": "", "alignment": record, "components": settings,
+              "phase_reference_rad": phase_reference(alignment.truth, alignment.support),
+              "undefined": {f"{component}.{metric}": reason for (component, metric), reason in undefined.items()}}
+    return CellResult("ok", "", ordered, alignment, curves, record, undefined)
 
 
 def score_cell(
-    reconstruction: dict[str, Any], truth: np.ndarray, ycoords: np.ndarray, xcoords: np.ndarray,
-    patch_size: int, params: ComparisonParams, dataset: str,
+    reconstruction: dict[str, Any], truth: np.ndarray, support: Support, params: ComparisonParams, dataset: str,
 ) -> CellResult:
     """Score an object payload (``object`` (H, W) complex64, ``canvas_origin_yx`` (2,), ``_metadata.status``).
 
@@ -189,6 +244,6 @@ def score_cell(
         return not_scored("failed", f"{dataset}: {bad} non-finite pixels in the reconstruction", params)
     obj = require_complex_2d(reconstruction, dataset, "object")
     try:
-        return score_reconstruction(obj, origin, truth, ycoords, xcoords, patch_size, params)
+        return score_reconstruction(obj, origin, truth, support, params)
     except DegenerateReconstruction as exc:
         return not_scored("failed", f"{dataset}: {exc}", params)

@@ -14,14 +14,15 @@ from pydantic import Field, field_validator, model_validator
 from fly64_kedro.parameters.study import _Strict
 
 
+class SupportParams(_Strict):
+    """The support of a cell: the pixels some method could know."""
+
+    threshold: float = Field(gt=0, lt=1)
+    """A pixel is in the support when Σ_j |P(r − r_j)|² over the view's kept positions exceeds this fraction of its maximum."""
+
+
 class AlignmentParams(_Strict):
-    """Crop, registration and global-ambiguity removal (DESIGN §3, issue 6 item 2)."""
-
-    margin_fraction: float = Field(gt=0, le=1)
-    """Probe radius / N: scored region = positions' bounding box ± it; pixels within it of a position are lit."""
-
-    unilluminated: Literal["scored", "empty"]
-    """Pixels beyond margin_fraction·N of all positions: 'scored' as each method left them, or 'empty' (all 1+0j)."""
+    """Registration and global-ambiguity removal, fitted on the cell's support."""
 
     registration_image: Literal["complex", "amplitude"]
     """Image registered by phase cross-correlation: the complex object, or its amplitude only."""
@@ -121,8 +122,10 @@ class FRCParams(_Strict):
 class ComparisonParams(_Strict):
     """Everything that turns a reconstruction canvas into metric rows (``params:comparison``)."""
 
+    support: SupportParams
+    """Which pixels are scored (and fitted)."""
     alignment: AlignmentParams
-    """Crop, registration, scale/phase removal and trim."""
+    """Registration, scale/phase removal and trim."""
     ssim: SSIMParams
     """Single-scale SSIM settings."""
     ms_ssim: MSSSIMParams

@@ -19,7 +19,7 @@ class SelectionFigureParams(_Strict):
 
 
 class SelectionParams(_Strict):
-    """Minimum-spacing selection of the scan views (DESIGN §3, issue 3)."""
+    """Minimum-spacing selection of the scan views (one strategy per dose and view, for both splits)."""
 
     bound_cap: float = Field(gt=0, le=1)
     """Cap of the geometry bound min(box area / (n π (S/2)²), cap) on the acceptance rate."""

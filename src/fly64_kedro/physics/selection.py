@@ -185,12 +185,15 @@ def select_min_spacing(
     bound_cap: float = 0.10,
     bound_factor: float = 0.8,
     minimum: float = 0.0005,
+    strategy: Literal["auto", "direct", "greedy"] = "auto",
 ) -> SpacingSelection:
     """The study's selection rule: direct if its rate reaches the floor, else greedy.
 
-    Positions (n,) px each, S in px. The greedy set is maximal (no rejected position would
-    fit), so when it still stays below the floor it is kept and ``below_floor`` is set (the
-    original study raised an error instead).
+    Positions (n,) px each, S in px. ``strategy`` 'auto' applies that rule; 'direct' or
+    'greedy' imposes one (the rate and floor are still measured), so that several sets can
+    share the strategy one of them needed. The greedy set is maximal (no rejected position
+    would fit), so when it still stays below the floor it is kept and ``below_floor`` is set
+    (the original study raised an error instead).
     """
     points = as_points(ycoords, xcoords)
     bound, floor = acceptance_floor(points, spacing, bound_cap=bound_cap, bound_factor=bound_factor, minimum=minimum)
@@ -205,16 +208,16 @@ def select_min_spacing(
     walk.advance(max_kept=max(1, len(points) // _WALK_BEFORE_QUERY))
     chosen = walk.isolated if walk.finished else direct_selection(ordered, spacing, tree)
     direct_rate = float(chosen.mean())
-    strategy: Literal["direct", "greedy"] = "direct"
-    if direct_rate < floor:
+    chosen_strategy: Literal["direct", "greedy"] = "direct"
+    if strategy == "greedy" or (strategy == "auto" and direct_rate < floor):
         walk.advance()
-        chosen, strategy = walk.keep, "greedy"
+        chosen, chosen_strategy = walk.keep, "greedy"
     keep = np.empty(len(points), dtype=bool)
     keep[order] = chosen
     rate = float(keep.mean())
     return SpacingSelection(
         keep=keep,
-        strategy=strategy,
+        strategy=chosen_strategy,
         acceptance_rate=rate,
         direct_acceptance_rate=direct_rate,
         geometry_acceptance_bound=float(bound),

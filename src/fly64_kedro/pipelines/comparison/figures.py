@@ -12,21 +12,32 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from fly64_kedro.metrics.score import phase_reference, wrapped_phase  # noqa: E402
+from fly64_kedro.pipelines.comparison.nodes import build_metrics_table  # noqa: E402
+
 GALLERY_ARMS: tuple[tuple[str, str], ...] = (
-    ("truth", "truth"), ("pinn", "network (this view)"), ("pinn_gs1", "network gs1 (baseline)"), ("lsqml", "LSQML"),
+    ("truth", "truth"), ("truth_ceiling", "ceiling (truth on support)"), ("pinn", "network (this view)"),
+    ("pinn_gs1", "network gs1 (baseline)"), ("lsqml", "LSQML"),
 )
-METHOD_STYLE = {"pinn": ("C0", "network (this view)"), "pinn_gs1": ("C2", "network gs1"),
-                "lsqml": ("C3", "LSQML"), "truth_ceiling": ("0.5", "truth (ceiling)")}
+METHOD_STYLE = {"flat_floor": ("0.7", "flat (floor)"), "pinn": ("C0", "network (this view)"),
+                "pinn_gs1": ("C2", "network gs1"), "lsqml": ("C3", "LSQML"), "truth_ceiling": ("0.3", "truth (ceiling)")}
+CONTROLS = ("flat_floor", "truth_ceiling")
+"""Arms drawn dotted: the floor and ceiling of every cell."""
 
 
 def plot_gallery(dose: float, split: str, **aligned_by_view: dict[str, Any]) -> Figure:
-    """Amplitude and phase of truth, networks and LSQML (rows) for every view (columns) at one dose."""
+    """Amplitude and phase of truth, ceiling, networks and LSQML (rows) for every view (columns) at one dose.
+
+    Phases are shown with the scoring's branch cut (centred on the truth's circular mean
+    over the support), so a picture shows exactly what was scored.
+    """
     views = list(aligned_by_view)
     figure, axes = plt.subplots(2 * len(GALLERY_ARMS), len(views), figsize=(3.2 * len(views), 2.6 * 2 * len(GALLERY_ARMS)),
                                 squeeze=False, constrained_layout=True)
     for column, view in enumerate(views):
         images = aligned_by_view[view]
         truth = images.get("truth")
+        branch_cut = phase_reference(truth, images["support"]) if truth is not None else 0.0
         for row, (arm, label) in enumerate(GALLERY_ARMS):
             for offset, (part, cmap) in enumerate((("amplitude", "gray"), ("phase", "twilight"))):
                 axis = axes[2 * row + offset, column]
@@ -35,8 +46,9 @@ def plot_gallery(dose: float, split: str, **aligned_by_view: dict[str, Any]) -> 
                     status = images.get("_metadata", {}).get("statuses", {}).get(arm, "absent")
                     axis.text(0.5, 0.5, f"{label}\n{status}", ha="center", va="center", transform=axis.transAxes)
                     continue
-                values = np.abs(images[arm]) if part == "amplitude" else np.angle(images[arm])
-                reference = np.abs(truth) if part == "amplitude" else np.angle(truth)
+                values, reference = (
+                    (np.abs(images[arm]), np.abs(truth)) if part == "amplitude" else
+                    (wrapped_phase(images[arm], branch_cut), wrapped_phase(truth, branch_cut)))
                 axis.imshow(values, cmap=cmap, vmin=reference.min(), vmax=reference.max())
                 if column == 0:
                     axis.set_ylabel(f"{label}\n{part}", fontsize=8)
@@ -60,7 +72,7 @@ def plot_metric_vs_dose(metrics: pd.DataFrame, views: list[str], split: str,
                 line = cell[cell["method"] == method].sort_values("dose")
                 if not line.empty:
                     axis.plot(line["dose"], line["value"], "o-", color=color, label=label,
-                              linestyle=":" if method == "truth_ceiling" else "-")
+                              linestyle=":" if method in CONTROLS else "-")
             axis.set_xscale("log")
             axis.set_title(f"{view}: {component} {metric}", fontsize=9)
             axis.set_xlabel("dose (photons/pattern)")
@@ -92,3 +104,15 @@ def plot_frc_curves(frc: pd.DataFrame, views: list[str], split: str, component: 
     axes[0, 0].legend(fontsize=7)
     figure.suptitle(f"{component} FRC, {split} split")
     return figure
+
+
+def metric_vs_dose_figure(views: list[str], split: str, **cell_scores: dict[str, Any]) -> Figure:
+    """``plot_metric_vs_dose`` of the cells' scores (the node: it reads the cells, which carry their lineage)."""
+    metrics, _ = build_metrics_table(**cell_scores)
+    return plot_metric_vs_dose(metrics, views, split)
+
+
+def frc_figure(views: list[str], split: str, **cell_scores: dict[str, Any]) -> Figure:
+    """``plot_frc_curves`` of the cells' scores (the node: it reads the cells, which carry their lineage)."""
+    _, frc = build_metrics_table(**cell_scores)
+    return plot_frc_curves(frc, views, split)

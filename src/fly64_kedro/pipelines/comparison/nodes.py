@@ -11,17 +11,21 @@ import pandas as pd
 
 from fly64_kedro.metrics import score_cell
 from fly64_kedro.metrics.score import ROW_COLUMNS
+from fly64_kedro.metrics.support import Support, view_support
 from fly64_kedro.parameters import StudyDesign
 from fly64_kedro.parameters.comparison import ComparisonParams
+from fly64_kedro.physics.geometry import canvas_for_positions
 from fly64_kedro.provenance import LOADED_FROM_KEY
 from fly64_kedro.validation import validate_ground_truth
 
 logger = logging.getLogger(__name__)
 
+FLAT_FLOOR = "flat_floor"
+"""The flat object 1+0j every method starts from, scored through the same path: the floor of a cell."""
 TRUTH_CEILING = "truth_ceiling"
-"""The ground truth scored through the same path: the best any method can score in a cell."""
+"""The truth on the cell's support and the flat object elsewhere, scored through the same path: the ceiling."""
 
-METHOD_ORDER: tuple[str, ...] = ("pinn", "pinn_gs1", "lsqml", TRUTH_CEILING)
+METHOD_ORDER: tuple[str, ...] = (FLAT_FLOOR, "pinn", "pinn_gs1", "lsqml", TRUTH_CEILING)
 HEADLINE_METRICS: tuple[tuple[str, str], ...] = (("phase", "ms_ssim"), ("amplitude", "ms_ssim"))
 """Summary columns, phase MS-SSIM first (the study's headline metric); the CSV table holds every metric."""
 
@@ -29,6 +33,27 @@ HEADLINE_METRICS: tuple[tuple[str, str], ...] = (("phase", "ms_ssim"), ("amplitu
 def _json_safe(value: Any) -> Any:
     """NaN/±inf → None so JSON stays standard; other values unchanged."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def control_arms(truth: np.ndarray, support: Support, ycoords: np.ndarray, xcoords: np.ndarray,
+                 patch_size: int) -> dict[str, dict[str, Any]]:
+    """The floor and ceiling arms of a cell, as object payloads on the view's canvas.
+
+    Both lie on the canvas that covers every patch of the view (``physics.geometry``):
+    ``flat_floor`` is 1+0j everywhere; ``truth_ceiling`` is the truth on the support and
+    1+0j elsewhere: the best any method could know from this view.
+    """
+    origin, shape = canvas_for_positions(ycoords, xcoords, patch_size, 0)
+    oy, ox = int(origin[0]), int(origin[1])
+    region = (oy, oy + shape[0], ox, ox + shape[1])
+    ceiling = np.ones(shape, dtype=np.complex64)
+    top, left = max(oy, 0), max(ox, 0)
+    bottom, right = min(oy + shape[0], truth.shape[0]), min(ox + shape[1], truth.shape[1])
+    ceiling[top - oy:bottom - oy, left - ox:right - ox] = truth[top:bottom, left:right]
+    ceiling[~support.mask_over(region)] = 1
+    ok = {"status": "ok"}
+    return {FLAT_FLOOR: {"object": np.ones(shape, dtype=np.complex64), "canvas_origin_yx": origin, "_metadata": ok},
+            TRUTH_CEILING: {"object": ceiling, "canvas_origin_yx": origin, "_metadata": ok}}
 
 
 def score_view_cell(
@@ -43,21 +68,21 @@ def score_view_cell(
     namespace: str,
     **arms: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Align and score every arm of one cell on the view's positions.
+    """Align and score every arm of one cell, and its floor and ceiling, on the cell's support.
 
     ``arms`` maps method name → object payload (``object``, ``canvas_origin_yx``,
-    ``_metadata.status``). Returns (scores JSON: tidy rows, FRC rows, records; aligned
-    images NPZ: ``truth`` and one (h, w) complex64 image per scored arm, for the gallery).
-    The truth itself is scored as the ``truth_ceiling`` arm.
+    ``_metadata.status``). The support comes from the view's positions and probe.
+    Returns (scores JSON: tidy rows, FRC rows, records; aligned images NPZ: ``truth``, the
+    ``support`` mask and one (h, w) complex64 image per scored arm, for the gallery).
     """
     truth, _ = validate_ground_truth(ground_truth, study.patch_size)
     ycoords, xcoords = scan_view["ycoords"], scan_view["xcoords"]
-    ceiling = {"object": truth, "canvas_origin_yx": np.zeros(2), "_metadata": {"status": "ok"}}
+    support = view_support(scan_view["probeGuess"], ycoords, xcoords, truth.shape, comparison.support.threshold)
     coordinates = {"dose": dose, "view": view, "split": split}
     rows, frc_rows, records, images = [], [], {}, {}
-    for method, payload in {**arms, TRUTH_CEILING: ceiling}.items():
-        result = score_cell(payload, truth, ycoords, xcoords, study.patch_size, comparison,
-                            f"{namespace}.{view}.{split}.{method}")
+    every_arm = {**arms, **control_arms(truth, support, ycoords, xcoords, study.patch_size)}
+    for method, payload in every_arm.items():
+        result = score_cell(payload, truth, support, comparison, f"{namespace}.{view}.{split}.{method}")
         rows += result.rows(**coordinates, method=method)
         frc_rows += result.frc_rows(**coordinates, method=method)
         records[method] = {**result.record,
@@ -65,15 +90,18 @@ def score_view_cell(
         if result.alignment is not None:
             images[method] = result.alignment.aligned
             images["truth"] = result.alignment.truth
+            images["support"] = result.alignment.support
     statuses = {method: record.get("status") for method, record in records.items()}
     logger.info("compared %s.%s.%s: %s", namespace, view, split, statuses)
     scores = {
         "dose": dose, "view": view, "split": split,
+        "support": {"threshold": support.threshold, "region_yx": list(support.region_yx),
+                    "pixels": int(support.mask.sum()), "fraction_of_its_box": float(support.mask.mean())},
         "rows": [{key: _json_safe(value) for key, value in row.items()} for row in rows],
         "frc_rows": frc_rows,
         "records": records,
     }
-    aligned = {key: np.asarray(value, dtype=np.complex64) for key, value in images.items()}
+    aligned = {key: np.asarray(value, dtype=bool if key == "support" else np.complex64) for key, value in images.items()}
     aligned["_metadata"] = {"dose": dose, "view": view, "split": split, "statuses": statuses}
     return scores, aligned
 
@@ -94,7 +122,7 @@ def _cell_table(metrics: pd.DataFrame, split: str, views: list[str]) -> pd.DataF
     wide = subset.pivot_table(index=["dose", "view"], columns=["method", "component", "metric"],
                               values="value", aggfunc="first", dropna=False)
     table = pd.DataFrame(index=wide.index)
-    table["illuminated fraction"] = wide.get((TRUTH_CEILING, "alignment", "illuminated_fraction"), np.nan)
+    table["support fraction"] = wide.get((TRUTH_CEILING, "alignment", "support_fraction"), np.nan)
     for component, metric in HEADLINE_METRICS:
         for method in METHOD_ORDER:
             key = (method, component, metric)
@@ -106,9 +134,12 @@ def _cell_table(metrics: pd.DataFrame, split: str, views: list[str]) -> pd.DataF
 
 
 def _status_notes(metrics: pd.DataFrame) -> list[dict[str, Any]]:
-    """One entry per (cell, method) that was not scored, with its status and reason."""
-    bad = metrics[metrics["status"] != "ok"].drop_duplicates(["dose", "view", "split", "method"])
-    return bad[["dose", "view", "split", "method", "status", "reason"]].to_dict(orient="records")
+    """One entry per (cell, method, status, reason) that is not ok: a skipped or failed arm, or undefined metrics."""
+    bad = metrics[metrics["status"] != "ok"]
+    keys = ["dose", "view", "split", "method", "status", "reason"]
+    grouped = bad.groupby(keys, sort=False, dropna=False)["metric"].apply(
+        lambda names: sorted({f"{c}.{m}" for c, m in zip(bad.loc[names.index, "component"], names)}))
+    return [{**dict(zip(keys, key)), "metrics": value} for key, value in grouped.items()]
 
 
 def _markdown_table(table: pd.DataFrame) -> str:
@@ -125,32 +156,40 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def summarize_study(metrics: pd.DataFrame, study: StudyDesign) -> tuple[dict[str, Any], str]:
-    """Study summary (JSON, Markdown): one table per split, rows dose × view, never averaged.
+def summarize_study(study: StudyDesign, **cell_scores: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Study summary (JSON, Markdown) of the cells' scores: one table per split, rows dose × view, never averaged.
 
-    Columns are each method's headline metrics (phase MS-SSIM first) and the per-cell
-    difference pinn − lsqml; cells that were skipped or failed are listed with their reason.
+    Columns are each arm's headline metrics (phase MS-SSIM first) between the cell's flat
+    floor and truth ceiling, and the per-cell difference pinn − lsqml; arms that were skipped
+    or failed, and metrics a support was too small for, are listed with their reason.
     """
+    metrics, _ = build_metrics_table(**cell_scores)
     views = list(study.views)
     tables = {split: _cell_table(metrics, split, views) for split in ("test", "train")}
     notes = _status_notes(metrics)
     summary = {
         "headline_metric": "phase ms_ssim",
-        "methods": {"pinn": "network trained on this (dose, view); gridsize 1 for baseline, 2 otherwise",
+        "methods": {FLAT_FLOOR: "the flat object 1+0j every method starts from (floor)",
+                    "pinn": "network trained on this (dose, view); gridsize 1 for baseline, 2 otherwise",
                     "pinn_gs1": "gridsize-1 network of the baseline view, run on this view's positions",
                     "lsqml": "pty-chi LSQML on this view's positions",
-                    TRUTH_CEILING: "the ground truth scored through the same path (coverage ceiling)"},
+                    TRUTH_CEILING: "the truth on the support, the flat object elsewhere (ceiling)"},
+        "scoring": "every metric on the cell's support (summed probe intensity over the view's kept positions above "
+                   "a fraction of its maximum); one phase branch cut per image",
         "tables": {split: [{k: _json_safe(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
                    for split, table in tables.items()},
         "not_scored": notes,
     }
     parts = ["# fly64 dose/overlap study — summary", "",
-             "Headline: phase MS-SSIM (1 = perfect). Every cell is one (dose, view, split); nothing is averaged "
-             "across doses or views. `pinn − lsqml` > 0 means the network scored higher (for RMSE, lower is better).",
+             "Headline: phase MS-SSIM on the cell's support (1 = perfect). Every cell is one (dose, view, split); "
+             "nothing is averaged across doses or views. Read each method between its cell's `flat_floor` (the flat "
+             "object every method starts from) and `truth_ceiling` (the truth on the support, flat elsewhere). "
+             "`pinn − lsqml` > 0 means the network scored higher.",
              ""]
     for split, table in tables.items():
         parts += [f"## {split} split", "", _markdown_table(table), ""]
     if notes:
         parts += ["## Not scored", ""] + [
-            f"- {n['dose']:g} / {n['view']} / {n['split']} / {n['method']}: {n['status']} — {n['reason']}" for n in notes]
+            f"- {n['dose']:g} / {n['view']} / {n['split']} / {n['method']}: {n['status']} — {n['reason']}"
+            + (f" ({', '.join(n['metrics'])})" if n["status"] == "undefined" else "") for n in notes]
     return summary, "\n".join(parts) + "\n"

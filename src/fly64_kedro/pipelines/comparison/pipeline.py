@@ -43,14 +43,15 @@ def _report_pipeline(study: StudyDesign) -> Pipeline:
              f"{namespace}.gallery_figure", name="plot_gallery", namespace=namespace)
         for namespace, dose in dose_namespaces(study)
     ]
+    # every report reads the cells' scores (which carry their lineage), not the tables made from them
     return Pipeline(
         [
             Node(nodes.build_metrics_table, cells, ["metrics_table", "frc_table"], name="build_metrics_table"),
-            Node(nodes.summarize_study, ["metrics_table", "params:study"], ["study_summary", "study_summary_markdown"],
+            Node(nodes.summarize_study, {"study": "params:study", **cells}, ["study_summary", "study_summary_markdown"],
                  name="summarize_study"),
-            *[Node(bind_job(figures.plot_metric_vs_dose, views=views, split=split), "metrics_table",
+            *[Node(bind_job(figures.metric_vs_dose_figure, views=views, split=split), cells,
                    f"metric_vs_dose_{split}_figure", name=f"plot_metric_vs_dose_{split}") for split in SPLITS],
-            Node(bind_job(figures.plot_frc_curves, views=views, split="test"), "frc_table", "frc_figure",
+            Node(bind_job(figures.frc_figure, views=views, split="test"), cells, "frc_figure",
                  name="plot_frc_curves"),
             *galleries,
         ],

@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 
 from fly64_kedro.parameters import StudyDesign
 from fly64_kedro.parameters.selection import SelectionParams
-from fly64_kedro.parameters.study import dose_namespace
-from fly64_kedro.physics.selection import measured_overlap, select_min_spacing
+from fly64_kedro.parameters.study import SPLITS, dose_namespace
+from fly64_kedro.physics.selection import SpacingSelection, measured_overlap, select_min_spacing
 from fly64_kedro.provenance import LOADED_FROM_KEY, add_stage
 from fly64_kedro.validation import InputDataError, require_complex_2d, require_field
 
@@ -28,8 +28,8 @@ TABLE_COLUMNS = (
 )
 
 
-def _require_positions(measurements: dict[str, Any], dataset: str) -> tuple[np.ndarray, np.ndarray]:
-    """(y, x) of a measurements payload: 1-D, equal length ≥ 1, finite, one per pattern."""
+def _require_measurements(measurements: dict[str, Any], dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    """(y, x) of a measurements payload: 1-D, equal length ≥ 1, finite, one finite non-negative pattern each."""
     y = require_field(measurements, dataset, "ycoords")
     x = require_field(measurements, dataset, "xcoords")
     for field, array in (("ycoords", y), ("xcoords", x)):
@@ -46,6 +46,13 @@ def _require_positions(measurements: dict[str, Any], dataset: str) -> tuple[np.n
     if diffraction.ndim != 3 or diffraction.shape[0] != y.size:
         raise InputDataError(dataset, "diffraction", f"shape ({y.size}, N, N): one pattern per position",
                              f"shape {diffraction.shape}")
+    n_bad = int(np.count_nonzero(~np.isfinite(diffraction)))
+    if n_bad:
+        raise InputDataError(dataset, "diffraction", "finite amplitudes sqrt(counts)", f"{n_bad} NaN/inf value(s)")
+    n_negative = int(np.count_nonzero(diffraction < 0))
+    if n_negative:
+        raise InputDataError(dataset, "diffraction", "amplitudes sqrt(counts) ≥ 0",
+                             f"{n_negative} negative value(s) (minimum {float(diffraction.min()):.4g})")
     return y.astype(np.float64), x.astype(np.float64)
 
 
@@ -68,45 +75,88 @@ def _kept_payload(measurements: dict[str, Any], keep: np.ndarray) -> dict[str, A
     return {key: restrict(key, np.asarray(value)) for key, value in measurements.items() if key != "_metadata"}
 
 
-def select_scan_view(
-    measurements: dict[str, Any],
+def _spaced_selections(points: dict[str, tuple[np.ndarray, np.ndarray]], spacing: float,
+                       selection: SelectionParams) -> tuple[dict[str, SpacingSelection], dict[str, bool]]:
+    """One spacing rule for every split of a (dose, view): greedy for all if any split's direct rate is below its floor.
+
+    ``points`` maps split → (y, x) (n,) px. Returns (split → selection, split → whether its
+    own direct rate was below its floor).
+    """
+    rule = {"bound_cap": selection.bound_cap, "bound_factor": selection.bound_factor,
+            "minimum": selection.floor_minimum}
+    chosen = {split: select_min_spacing(y, x, spacing, **rule) for split, (y, x) in points.items()}
+    fell_back = {split: result.strategy == "greedy" for split, result in chosen.items()}
+    if any(fell_back.values()):
+        chosen = {split: result if result.strategy == "greedy" else
+                  select_min_spacing(*points[split], spacing, **rule, strategy="greedy")
+                  for split, result in chosen.items()}
+    return chosen, fell_back
+
+
+def _telemetry(chosen: SpacingSelection | None, fell_back: dict[str, bool]) -> dict[str, Any]:
+    """The selection fields of one split; ``chosen`` None for a view that keeps every position."""
+    if chosen is None:
+        return {"selection_strategy": "all", "acceptance_rate": 1.0, "direct_acceptance_rate": None,
+                "geometry_acceptance_bound": None, "effective_min_acceptance": None, "below_floor": False,
+                "strategy_decision": None}
+    return {
+        "selection_strategy": chosen.strategy, "acceptance_rate": chosen.acceptance_rate,
+        "direct_acceptance_rate": chosen.direct_acceptance_rate,
+        "geometry_acceptance_bound": chosen.geometry_acceptance_bound,
+        "effective_min_acceptance": chosen.effective_min_acceptance, "below_floor": chosen.below_floor,
+        "strategy_decision": {
+            "rule": "one strategy per (dose, view) for both splits: greedy when either split's direct "
+                    "acceptance rate is below its floor, else direct",
+            "direct_below_floor": fell_back,
+        },
+    }
+
+
+def select_scan_views(
+    train: dict[str, Any],
+    test: dict[str, Any],
     probe: dict[str, Any],
     study: StudyDesign,
     selection: SelectionParams,
     *,
     dose: float,
     view: str,
-    split: str,
-) -> dict[str, Any]:
-    """One scan view of one split: the measurements of the kept positions plus telemetry.
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The scan view of both splits of one (dose, view): the measurements of the kept positions plus telemetry.
 
     The baseline view (no overlap fraction) keeps every position; the others keep
-    positions at least S = (1 − f)·N px apart (direct rule, or greedy below the acceptance
-    floor). Arrays are those of ``measurements`` restricted to the kept positions
-    (``diffraction`` (m, N, N) float32, ``xcoords``/``ycoords``/``scan_index`` (m,)) with
-    ``probeGuess`` and ``intensity_scale`` unchanged; ``_metadata`` adds the telemetry.
+    positions at least S = (1 − f)·N px apart, by one strategy for both splits (direct,
+    or greedy when either split's direct rate falls below its acceptance floor), so a view
+    has one density. Arrays are those of each split's measurements restricted to the kept
+    positions (``diffraction`` (m, N, N) float32, ``xcoords``/``ycoords``/``scan_index``
+    (m,)) with ``probeGuess`` and ``intensity_scale`` unchanged; ``_metadata`` adds the
+    telemetry. Returns (train view, test view).
     """
-    dataset = f"{dose_namespace(dose)}.{split}.measurements"
-    y, x = _require_positions(measurements, dataset)
+    measurements = dict(zip(SPLITS, (train, test)))
+    points = {split: _require_measurements(payload, f"{dose_namespace(dose)}.{split}.measurements")
+              for split, payload in measurements.items()}
+    spacing = study.spacing_threshold(view)
+    if spacing is None:
+        chosen: dict[str, SpacingSelection | None] = dict.fromkeys(SPLITS)
+        fell_back: dict[str, bool] = {}
+    else:
+        chosen, fell_back = _spaced_selections(points, spacing, selection)
     diameter = _require_probe_diameter(probe)
+    return tuple(_scan_view(measurements[split], points[split], chosen[split], fell_back, diameter, study, selection,
+                            dose=dose, view=view, split=split) for split in SPLITS)
+
+
+def _scan_view(
+    measurements: dict[str, Any], points: tuple[np.ndarray, np.ndarray], chosen: SpacingSelection | None,
+    fell_back: dict[str, bool], diameter: float, study: StudyDesign, selection: SelectionParams,
+    *, dose: float, view: str, split: str,
+) -> dict[str, Any]:
+    """One split's scan view: the kept positions' measurements and the selection telemetry in ``_metadata``."""
+    y, x = points
+    keep = np.ones(y.size, dtype=bool) if chosen is None else chosen.keep
+    telemetry = _telemetry(chosen, fell_back)
     spacing = study.spacing_threshold(view)
     gridsize = study.views[view].gridsize
-    if spacing is None:
-        keep = np.ones(y.size, dtype=bool)
-        telemetry: dict[str, Any] = {
-            "selection_strategy": "all", "acceptance_rate": 1.0, "direct_acceptance_rate": None,
-            "geometry_acceptance_bound": None, "effective_min_acceptance": None, "below_floor": False,
-        }
-    else:
-        chosen = select_min_spacing(y, x, spacing, bound_cap=selection.bound_cap,
-                                    bound_factor=selection.bound_factor, minimum=selection.floor_minimum)
-        keep = chosen.keep
-        telemetry = {
-            "selection_strategy": chosen.strategy, "acceptance_rate": chosen.acceptance_rate,
-            "direct_acceptance_rate": chosen.direct_acceptance_rate,
-            "geometry_acceptance_bound": chosen.geometry_acceptance_bound,
-            "effective_min_acceptance": chosen.effective_min_acceptance, "below_floor": chosen.below_floor,
-        }
     n_accepted = int(keep.sum())
     overlap, neighbours = measured_overlap(y[keep], x[keep], diameter, study.neighbor_count)
     minimum = {"lsqml": selection.lsqml_min_positions, "pinn": gridsize**2}
@@ -118,8 +168,8 @@ def select_scan_view(
         "spacing_threshold": spacing,
         "overlap_fraction": study.views[view].overlap_fraction,
         "selection_rule": None if spacing is None else
-            "direct: keep a position whose nearest neighbour is >= S away; greedy (if the direct rate < floor): "
-            "walk positions sorted by y then x, keep one >= S from every kept one; S = (1 - f) * N",
+            "direct: keep a position whose nearest neighbour is >= S away; greedy (if the direct rate < floor in "
+            "either split): walk positions sorted by y then x, keep one >= S from every kept one; S = (1 - f) * N",
         "n_input_positions": int(y.size),
         "n_positions": n_accepted,
         "n_accepted": n_accepted,
@@ -133,18 +183,18 @@ def select_scan_view(
         "min_positions": minimum,
         "sufficient_for": {method: n_accepted >= need for method, need in minimum.items()},
     }
+    job = f"{dose_namespace(dose)} {view}/{split}"
     if telemetry["below_floor"]:
-        logger.warning("%s %s/%s: acceptance %.4f stays below the floor %.4f even with greedy selection "
+        logger.warning("%s: acceptance %.4f stays below the floor %.4f even with greedy selection "
                        "(%d of %d positions kept); the view is kept and flagged below_floor",
-                       dose_namespace(dose), view, split, telemetry["acceptance_rate"],
-                       telemetry["effective_min_acceptance"], n_accepted, y.size)
+                       job, telemetry["acceptance_rate"], telemetry["effective_min_acceptance"], n_accepted, y.size)
     short = [method for method, ok in fields["sufficient_for"].items() if not ok]
     if short:
-        logger.warning("%s %s/%s: %d positions are too few for %s (needs %s)", dose_namespace(dose), view, split,
-                       n_accepted, ", ".join(short), {m: minimum[m] for m in short})
-    logger.info("%s %s/%s: %s kept %d/%d (S = %s px), measured overlap %s", dose_namespace(dose), view, split,
-                telemetry["selection_strategy"], n_accepted, y.size,
-                "—" if spacing is None else f"{spacing:.1f}", "—" if overlap is None else f"{overlap:.3f}")
+        logger.warning("%s: %d positions are too few for %s (needs %s)", job, n_accepted, ", ".join(short),
+                       {m: minimum[m] for m in short})
+    logger.info("%s: %s kept %d/%d (S = %s px), measured overlap %s", job, telemetry["selection_strategy"],
+                n_accepted, y.size, "—" if spacing is None else f"{spacing:.1f}",
+                "—" if overlap is None else f"{overlap:.3f}")
     payload = _kept_payload(measurements, keep)
     payload["_metadata"] = add_stage(measurements.get("_metadata"), "selection", fields)
     return payload

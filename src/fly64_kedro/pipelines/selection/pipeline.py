@@ -1,4 +1,4 @@
-"""Selection wiring: one job per (dose, view, split), then the report and the figure."""
+"""Selection wiring: one job per (dose, view) for both splits, then the report and the figure."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from fly64_kedro.pipelines.jobs import bind_job, dose_namespaces, job_cells
 from fly64_kedro.pipelines.selection import nodes
 
 
-def _job_pipeline(namespace: str, dose: float, view: str, split: str) -> Pipeline:
+def _job_pipeline(namespace: str, dose: float, view: str) -> Pipeline:
     return Pipeline(
         [
-            Node(bind_job(nodes.select_scan_view, dose=dose, view=view, split=split),
-                 [f"{namespace}.{split}.measurements", "probe", "params:study", "params:selection"],
-                 f"{namespace}.{view}.{split}.scan_view", name=f"select_{view}_{split}"),
+            Node(bind_job(nodes.select_scan_views, dose=dose, view=view),
+                 [f"{namespace}.{split}.measurements" for split in SPLITS]
+                 + ["probe", "params:study", "params:selection"],
+                 [f"{namespace}.{view}.{split}.scan_view" for split in SPLITS], name=f"select_{view}"),
         ],
         # one `selection` namespace per dose: nesting it under the view's job namespace would
         # make that namespace read models and write features, a layer cycle in kedro-viz
@@ -42,6 +43,6 @@ def _report_pipeline(study: StudyDesign) -> Pipeline:
 
 
 def create_pipeline(study: StudyDesign) -> Pipeline:
-    """One ``select_<view>_<split>`` job per cell (namespace ``dose_1000.selection``), then report and figure."""
-    jobs = [_job_pipeline(namespace, dose, view, split) for namespace, dose, view, split in job_cells(study)]
+    """One ``select_<view>`` job per (dose, view) for both splits (namespace ``dose_1000.selection``), then report and figure."""
+    jobs = [_job_pipeline(namespace, dose, view) for namespace, dose in dose_namespaces(study) for view in study.views]
     return sum(jobs, Pipeline([])) + _report_pipeline(study)
