@@ -14,12 +14,12 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KEDRO = str(Path(sys.executable).parent / "kedro")
-DATA_LAYERS = ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_model_input",
-               "06_models", "07_model_output", "08_reporting")
+TEST_DATA = Path("data") / "test"
+"""The test environment's data directory (``globals.data_root`` of conf/test), relative to a project."""
 
 
 def make_project_copy(destination: Path) -> Path:
-    """A runnable copy of the project (conf, pyproject, empty data layers) under ``destination``.
+    """A runnable copy of the project (conf, pyproject, an empty data directory) under ``destination``.
 
     The package itself is imported from the installed (editable) source, so only
     configuration and data live in the copy; runs there never touch the real ``data/``.
@@ -30,15 +30,14 @@ def make_project_copy(destination: Path) -> Path:
     (destination / "src").mkdir(exist_ok=True)  # kedro's startup requires the source dir to exist
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy2(PROJECT_ROOT / name, destination / name)
-    for layer in DATA_LAYERS:
-        (destination / "data" / layer).mkdir(parents=True, exist_ok=True)
+    (destination / "data").mkdir(exist_ok=True)
     return destination
 
 
 def kedro_env() -> dict[str, str]:
     """Environment for subprocess kedro runs: offline, headless, few threads."""
     env = dict(os.environ)
-    env.update({"KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE",
+    env.update({"KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
                 "PYTHONWARNINGS": "ignore::DeprecationWarning"})
     return env
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kedro_project import latest_version, run_kedro
+from kedro_project import TEST_DATA, latest_version, run_kedro
 from kedro.config import OmegaConfigLoader
 from kedro.framework.hooks.manager import _create_hook_manager
 from kedro.io import DataCatalog, MemoryDataset, Version
@@ -63,7 +63,7 @@ def _assert_contains(recorded: Any, configured: Any, where: str = "parameters") 
 def test_provenance_record_under_parallel_runner(project_copy: Path) -> None:
     run_kedro(project_copy, "run", "--env", "test", "--pipelines", "simulation", "--runner", "ParallelRunner")
 
-    path = latest_version(project_copy / "data" / "08_reporting" / "run_provenance.json")
+    path = latest_version(project_copy / TEST_DATA / "08_reporting" / "run_provenance.json")
     record = json.loads(path.read_text())
     run_id = path.parent.name
     assert record["run_id"] == run_id and record["status"] == "ok" and record["error"] is None
@@ -82,7 +82,7 @@ def test_provenance_record_under_parallel_runner(project_copy: Path) -> None:
     expected = _registered_nodes(project_copy, "test", "simulation")
     assert [node["node"] for node in record["nodes"]] == list(expected)  # all, in topological order
     assert record["nodes_not_run"] == []
-    versioned_files = [p for p in (project_copy / "data").rglob("*")  # <name>/<run id>/<name>
+    versioned_files = [p for p in (project_copy / TEST_DATA).rglob("*")  # <name>/<run id>/<name>
                        if p.is_file() and p.parent.name == run_id and p.parent.parent.name == p.name]
     recorded_outputs = 0
     for node in record["nodes"]:
@@ -95,7 +95,7 @@ def test_provenance_record_under_parallel_runner(project_copy: Path) -> None:
         recorded_outputs += len(node["outputs"])
     assert recorded_outputs == len(versioned_files) - 1  # every dataset file of the run, but the record itself
     assert record["node_seconds_total"] == pytest.approx(sum(node["seconds"] for node in record["nodes"]))
-    node_files = sorted(p.stem for p in (project_copy / "data" / "08_reporting" / "run_provenance_nodes" / run_id).iterdir())
+    node_files = sorted(p.stem for p in (project_copy / TEST_DATA / "08_reporting" / "run_provenance_nodes" / run_id).iterdir())
     assert node_files == sorted(expected)
 
 

@@ -12,14 +12,17 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import click
 from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 from kedro.io.core import AbstractVersionedDataset
 from kedro.pipeline import Node, Pipeline
 from pydantic import BaseModel
 
+from fly64_kedro import lineage, run_lock
 from fly64_kedro.pipelines.jobs import remember_config_loader
 
 NODE_RECORDS = "run_provenance_nodes"  # catalog factory "<this>.{run_id}": one JSON file per node of a run
@@ -34,6 +37,148 @@ class GridHooks:
     @hook_impl
     def after_context_created(self, context) -> None:  # noqa: ANN001
         remember_config_loader(context.config_loader)
+
+
+class RunLockHooks:
+    """One run at a time per data directory (``fly64_kedro.run_lock``): taken first, released last."""
+
+    def __init__(self) -> None:
+        self._data_root: Path | None = None
+        self._held: run_lock.RunLock | None = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:  # noqa: ANN001
+        self._data_root = data_root(context.config_loader, context.project_path)
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        self._let_go()  # a session of this process that ended without its after-run hooks
+        if self._data_root is None:
+            return
+        holder = {"run_id": run_params.get("run_id"), "command": list(sys.argv), "pid": os.getpid(),
+                  "host": socket.gethostname(), "started_at": _utc_now(), "env": run_params.get("env")}
+        self._held = run_lock.acquire(self._data_root, holder)
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self) -> None:
+        self._let_go()
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self) -> None:
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self._held is not None:
+            run_lock.release(self._held)
+            self._held = None
+
+
+def data_root(config_loader: Any, project_path: Path) -> Path | None:
+    """The run's data directory (``globals.data_root``, relative to the project), None when remote."""
+    root = str(config_loader["globals"].get("data_root", "data"))
+    if "://" in root:
+        return None
+    path = Path(root)
+    return path if path.is_absolute() else Path(project_path) / path
+
+
+class LineageError(click.ClickException):
+    """A node's inputs do not belong to one lineage (``fly64_kedro.lineage``)."""
+
+
+class LineageHooks:
+    """Checks before every node that its inputs belong together, and records every output's lineage.
+
+    The check names each conflicting input with its version, the ancestor or parameter section
+    they disagree on, and the command that makes them consistent. Lineage is written into every
+    dict payload's ``_metadata`` (NPZ arrays, JSON records, checkpoints); tables and figures are
+    end products that no node reads.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[dict[str, lineage.Lineage], dict[str, Any]]] = {}
+        self._env: str | None = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:  # noqa: ANN001
+        self._env = context.env
+
+    @hook_impl
+    def before_node_run(self, node: Node, catalog: CatalogProtocol, inputs: dict[str, Any]) -> None:
+        params = {name.removeprefix("params:"): value for name, value in inputs.items() if name.startswith("params:")}
+        datasets = {name: lineage.lineage_of(value, name) for name, value in inputs.items()
+                    if not name.startswith("params:") and name != "parameters"}
+        conflicts = lineage.find_conflicts(datasets, params)
+        if conflicts:
+            raise LineageError(self._message(node, catalog, datasets, params, conflicts))
+        self._pending[node.name] = (datasets, params)
+
+    @hook_impl
+    def after_node_run(self, node: Node, outputs: dict[str, Any], run_id: str) -> None:
+        datasets, params = self._pending.pop(node.name, ({}, {}))
+        for name, payload in outputs.items():
+            if isinstance(payload, dict):
+                record = lineage.derive(node.name, name, datasets, params, run_id).as_dict()
+                payload["_metadata"] = {**(payload.get("_metadata") or {}), lineage.LINEAGE_KEY: record}
+
+    @hook_impl
+    def on_node_error(self, node: Node) -> None:
+        self._pending.pop(node.name, None)
+
+    def _message(self, node: Node, catalog: CatalogProtocol, datasets: dict[str, lineage.Lineage],
+                 params: dict[str, Any], conflicts: list[lineage.Conflict]) -> str:
+        """The conflicts that explain the others (parameters, then the most upstream datasets) and the fix."""
+        env = f" --env {self._env}" if self._env and self._env != "local" else ""
+        param_conflicts = [c for c in conflicts if c.subject.startswith("params:")]
+        roots = _upstream_most([c for c in conflicts if not c.subject.startswith("params:")])
+        shown = param_conflicts + roots
+        lines = [f"the inputs of node '{node.name}' do not come from one run:"]
+        seeds = {name: item.root_seed for name, item in datasets.items()}
+        seeds["this run"] = getattr(params.get("study"), "root_seed", None)
+        for conflict in shown:
+            claims = []
+            for value, holders in conflict.claims.items():
+                seed = seeds.get(holders[0]) if conflict.subject == "params:study" else None
+                claims.append(f"{_holders(catalog, holders)} {'have' if len(holders) > 1 else 'has'} {value}"
+                              + (f" (root_seed {seed})" if seed is not None else ""))
+            lines.append(f"  {conflict.subject}: {'; '.join(claims)}")
+        if len(conflicts) > len(shown):
+            lines.append(f"  ({len(conflicts) - len(shown)} datasets derived from these differ as well)")
+        if param_conflicts:
+            lines.append(f"Make them consistent: rerun everything this node needs with one set of parameters, "
+                         f"e.g. kedro run --to-nodes {node.name}{env} (with the --params you intend), or run it "
+                         f"with the parameters its inputs were made with.")
+        else:
+            subjects = ",".join(conflict.subject for conflict in roots)
+            lines.append(f"Make them consistent: kedro run --from-inputs {subjects}{env}")
+        lines.append("(A run that pins versions with --load-versions must pin versions that belong together.)")
+        return "\n".join(lines)
+
+
+def _holders(catalog: CatalogProtocol, holders: list[str], most: int = 3) -> str:
+    """Inputs with their versions ('this run' for the node's own parameters), at most ``most`` of them."""
+    named = [holder if holder == "this run" else f"{holder} (version {_load_version(catalog, holder) or '-'})"
+             for holder in holders[:most]]
+    return ", ".join(named) + (f" and {len(holders) - most} more" if len(holders) > most else "")
+
+
+def _upstream_most(conflicts: list[lineage.Conflict]) -> list[lineage.Conflict]:
+    """The conflicting datasets none of whose upstream datasets (in the registered pipelines) conflicts too."""
+    from kedro.framework.project import pipelines
+
+    default = pipelines.get("__default__")
+    if default is None:
+        return conflicts
+    subjects = {conflict.subject for conflict in conflicts}
+    produced = default.all_outputs()
+
+    def upstream(name: str) -> set[str]:
+        if name not in produced:
+            return set()
+        part = default.to_outputs(name)
+        return (part.all_inputs() | part.all_outputs()) - {name}
+
+    return [conflict for conflict in conflicts if not (upstream(conflict.subject) & subjects)]
 
 
 @dataclass

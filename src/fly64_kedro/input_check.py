@@ -17,6 +17,8 @@ from kedro.io import CatalogProtocol
 from kedro.pipeline import Pipeline
 
 MAX_LISTED = 6
+USER_GROUND_TRUTH = "user_ground_truth"
+"""Catalog entry of a user's own ground truth, read when ``ground_truth.source`` is 'catalog'."""
 
 
 class MissingInputsError(click.ClickException):
@@ -59,6 +61,8 @@ def missing_inputs_message(pipeline: Pipeline, catalog: CatalogProtocol, registe
     missing = [name for name in _data_inputs(pipeline) if not catalog.exists(name)]
     if not missing:
         return None
+    if USER_GROUND_TRUTH in missing:
+        return _user_ground_truth_message(catalog, env)
     lines = [f"{len(missing)} input dataset(s) of this run do not exist yet:"]
     for name in missing[:MAX_LISTED]:
         dataset = catalog.get(name)
@@ -76,6 +80,20 @@ def missing_inputs_message(pipeline: Pipeline, catalog: CatalogProtocol, registe
     else:
         lines.append("Add them to the catalog (see README) before this run.")
     return "\n".join(lines)
+
+
+def _user_ground_truth_message(catalog: CatalogProtocol, env: str | None) -> str:
+    """Why the user's ground truth cannot be read: no catalog entry, or no file where the entry points."""
+    where = getattr(catalog.get(USER_GROUND_TRUTH), "_filepath", None)
+    environment = f"conf/{env or 'local'}"
+    if where is None:
+        found = (f"this run's catalog ({environment} over conf/base) has no '{USER_GROUND_TRUTH}' entry; add it to "
+                 f"{environment}/catalog.yml as the README shows")
+    else:
+        found = f"its '{USER_GROUND_TRUTH}' entry points at {where}, which does not exist"
+    return (f"ground_truth.source is 'catalog' (your own object and probe), but {found}. conf/local is read only by "
+            "runs without --env; a run with --env <name> reads conf/<name>. The embedded object is never used instead: "
+            "set ground_truth.source: synthetic for it.")
 
 
 class MissingInputsHook:

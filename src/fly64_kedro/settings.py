@@ -2,10 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
-from fly64_kedro.hooks import GridHooks, ProvenanceHooks
+from fly64_kedro.hooks import GridHooks, LineageHooks, ProvenanceHooks, RunLockHooks
 from fly64_kedro.input_check import MissingInputsHook
 
-HOOKS = (GridHooks(), MissingInputsHook(), ProvenanceHooks())
+HOOKS = (GridHooks(), RunLockHooks(), MissingInputsHook(), LineageHooks(), ProvenanceHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -38,8 +38,9 @@ def require_complex_2d(payload: dict[str, Any], dataset: str, field: str) -> np.
 def validate_ground_truth(payload: dict[str, Any], patch_size: int, dataset: str = "ground_truth") -> tuple[np.ndarray, np.ndarray]:
     """(object, probe) of a ground-truth NPZ, checked against the study's N.
 
-    The probe must be square of side N and not zero; the object must be larger than one
-    probe in both directions, so that a scan with a border of N/2 has room.
+    The probe must be square of side N and not zero; the object must be at least 2N on each
+    side: scan positions keep N/2 from its edges, so that leaves a scan range of at least N
+    px along each axis, room for two splits and for views whose positions are up to N apart.
     """
     obj = require_complex_2d(payload, dataset, "objectGuess")
     probe = require_complex_2d(payload, dataset, "probeGuess")
@@ -47,9 +48,10 @@ def validate_ground_truth(payload: dict[str, Any], patch_size: int, dataset: str
         raise InputDataError(dataset, "probeGuess", f"shape ({patch_size}, {patch_size}) (patch_size N)", f"shape {probe.shape}")
     if not np.abs(probe).max() > 0:
         raise InputDataError(dataset, "probeGuess", "a non-zero probe", "all zeros")
-    if min(obj.shape) <= patch_size:
+    if min(obj.shape) < 2 * patch_size:
         raise InputDataError(
             dataset, "objectGuess",
-            f"both sides larger than the probe plus the scan border (> {patch_size} px)", f"shape {obj.shape}",
+            f"both sides at least 2N = {2 * patch_size} px (positions keep N/2 = {patch_size // 2} px from the "
+            f"edges, leaving a scan range of at least N = {patch_size} px per axis)", f"shape {obj.shape}",
         )
     return obj.astype(np.complex64), probe.astype(np.complex64)

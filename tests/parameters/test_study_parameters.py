@@ -15,7 +15,7 @@ from kedro_project import PROJECT_ROOT, run_kedro
 from kedro.config import OmegaConfigLoader
 from pydantic import ValidationError
 
-from fly64_kedro.parameters import GroundTruthParams, ScanParams, StudyDesign
+from fly64_kedro.parameters import GroundTruthParams, ParameterError, ScanParams, StudyDesign, validate_parameters
 from fly64_kedro.settings import CONFIG_LOADER_ARGS
 
 VALID_STUDY: dict[str, Any] = {
@@ -82,8 +82,9 @@ BAD_STUDY = [
     ("views.dense.overlap_fraction", -0.1, ["views.dense.overlap_fraction", "must be in [0, 1)", "got -0.1"]),
     ("neighbor_count", 3, ["neighbor_count must be ≥ C = gridsize² = 4", "got 3"]),
     ("doses", [], ["doses", "at least 1 item", "not 0"]),
-    ("doses", [1e3, -5.0], ["doses", "every dose must be > 0", "-5.0"]),
-    ("doses", [0.0], ["doses", "every dose must be > 0", "0.0"]),
+    ("doses", [1e3, -5.0], ["doses", "every dose must be a finite number > 0", "-5.0"]),
+    ("doses", [0.0], ["doses", "every dose must be a finite number > 0", "0.0"]),
+    ("doses", [1e3, float("inf")], ["doses", "every dose must be a finite number > 0", "inf"]),
     ("patch_size", 63, ["patch_size", "positive even integer", "got 63"]),
     ("patch_size", 0, ["patch_size", "greater than 0", "input_value=0"]),
     ("views.dense.gridsize", 3, ["views.dense.gridsize", "1 or 2", "input_value=3"]),
@@ -118,29 +119,46 @@ def test_bad_ground_truth_and_scan_values_are_refused() -> None:
         ScanParams.model_validate({**raw["scan"], "pattern": "spiral"})
 
 
-# (override YAML for a `bad` environment, phrases the kedro output must contain)
+# (override of the base parameters, phrases of the message: the full parameter path, the rule, the value)
 BAD_RUNS = [
     ({"study": {"views": {"sparse": {"overlap_fraction": 1.2}}}},
-     ["views.sparse.overlap_fraction", "overlap_fraction must be in [0, 1); got 1.2"]),
-    ({"study": {"neighbor_count": 3}}, ["neighbor_count must be ≥ C = gridsize² = 4; got 3"]),
-    ({"study": {"doses": []}}, ["doses", "at least 1 item"]),
-    ({"study": {"doses": [-1000.0]}}, ["every dose must be > 0 photons; got [-1000.0]"]),
-    ({"study": {"patch_size": 63}}, ["patch_size must be a positive even integer; got 63"]),
-    ({"scan": {"n_positions": 0}}, ["Parameter 'scan'", "n_positions", "greater than 0", "input_value=0"]),
+     ["study.views.sparse.overlap_fraction: overlap_fraction must be in [0, 1); got 1.2"]),
+    ({"study": {"neighbor_count": 3}}, ["study: neighbor_count must be ≥ C = gridsize² = 4; got 3"]),
+    ({"study": {"doses": []}}, ["study.doses: List should have at least 1 item"]),
+    ({"study": {"doses": [-1000.0]}}, ["study.doses: every dose must be a finite number > 0 photons; got [-1000.0]"]),
+    ({"study": {"patch_size": 63}}, ["study.patch_size: patch_size must be a positive even integer; got 63"]),
+    ({"scan": {"n_positions": 0}}, ["scan.n_positions: Input should be greater than 0 (got 0)"]),
 ]
 
 
-@pytest.mark.e2e
+def _merged(override: dict[str, Any]) -> dict[str, Any]:
+    raw = yaml.safe_load(yaml.safe_dump(parameters("local")))
+    for section, values in override.items():
+        for key, value in values.items():
+            if isinstance(value, dict):
+                for inner, item in value.items():
+                    raw[section][key][inner] = {**raw[section][key].get(inner, {}), **item}
+            else:
+                raw[section][key] = value
+    return raw
+
+
 @pytest.mark.parametrize(("override", "phrases"), BAD_RUNS, ids=[str(o) for o, _ in BAD_RUNS])
-def test_kedro_run_stops_before_any_node_on_bad_parameters(
-    project_copy: Path, override: dict[str, Any], phrases: list[str]
-) -> None:
+def test_every_parameter_problem_is_one_line_with_its_path(override: dict[str, Any], phrases: list[str]) -> None:
+    with pytest.raises(ParameterError) as info:
+        validate_parameters(_merged(override))
+    message = squash(info.value.message)
+    for phrase in phrases:
+        assert phrase in message, message
+
+
+@pytest.mark.e2e
+def test_kedro_run_stops_before_any_node_on_bad_parameters(project_copy: Path) -> None:
     (project_copy / "conf" / "bad").mkdir()
-    (project_copy / "conf" / "bad" / "parameters.yml").write_text(yaml.safe_dump(override))
+    (project_copy / "conf" / "bad" / "parameters.yml").write_text(yaml.safe_dump(BAD_RUNS[0][0]))
     result = run_kedro(project_copy, "run", "--pipeline", "simulation", "--env", "bad", check=False)
     output = squash(result.stdout + result.stderr)
     assert result.returncode != 0
-    for phrase in phrases:
-        assert phrase in output, output[-3000:]
-    assert "Running node" not in output
-    assert not [p for p in (project_copy / "data").rglob("*") if p.is_file() and p.name != ".gitkeep"]
+    assert BAD_RUNS[0][1][0] in output, output[-3000:]
+    assert "Running node" not in output and "Traceback" not in output
+    assert not [p for p in (project_copy / "data").rglob("*") if p.is_file()]

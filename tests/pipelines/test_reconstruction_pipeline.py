@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kedro_project import PROJECT_ROOT, latest_version, run_kedro
+from kedro_project import PROJECT_ROOT, TEST_DATA, latest_version, run_kedro
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, Version
 from kedro.pipeline import Pipeline
@@ -84,7 +84,7 @@ def test_missing_inputs_name_the_datasets_and_the_commands(project_copy: Path, m
     catalog = DataCatalog.from_config(loader["catalog"])
     message = missing_inputs_message(registered["reconstruction"], catalog, registered, "test")
     assert message.startswith("18 input dataset(s) of this run do not exist yet:")
-    assert ("  - dose_1000.baseline.test.scan_view (data/04_feature/dose_1000/baseline/test/scan_view.npz): "
+    assert ("  - dose_1000.baseline.test.scan_view (data/test/04_feature/dose_1000/baseline/test/scan_view.npz): "
             "made by the 'selection' pipeline") in message
     assert "… and 12 more" in message
     assert "Make them first: kedro run --pipelines simulation,selection --env test" in message
@@ -96,7 +96,7 @@ def test_missing_inputs_name_the_datasets_and_the_commands(project_copy: Path, m
 def _replace_view(project: Path, job: str, change: Any) -> dict[str, Any]:
     """Save a new (latest) version of a job's scan view, changed by ``change(view)``; return it."""
     dose, view, split = job.split(".")
-    dataset = NPZDataset(filepath=str(project / f"data/04_feature/{dose}/{view}/{split}/scan_view.npz"),
+    dataset = NPZDataset(filepath=str(project / f"data/test/04_feature/{dose}/{view}/{split}/scan_view.npz"),
                          version=Version(None, None))
     payload = dataset.load()
     change(payload)
@@ -133,8 +133,8 @@ def test_reconstruction_run_records_skips_and_failures_and_goes_on(project_copy:
     _replace_view(project_copy, "dose_10000.sparse.train", _overflow)
     run_kedro(project_copy, "run", "--pipeline", "reconstruction", "--env", "test")
 
-    outputs = project_copy / "data" / "07_model_output"
-    reporting = project_copy / "data" / "08_reporting"
+    outputs = project_copy / TEST_DATA / "07_model_output"
+    reporting = project_copy / TEST_DATA / "08_reporting"
     manifest = _json(reporting / "reconstruction_manifest.json")
     summary = _json(reporting / "reconstruction_skip_summary.json")
     assert manifest["totals"] == {"ok": 16, "failed": 1, "skipped": 1, "jobs": 18}
@@ -149,7 +149,7 @@ def test_reconstruction_run_records_skips_and_failures_and_goes_on(project_copy:
         dose, view, split = record["job"].split(".")
         folder = outputs / dose / view / split
         assert _json(folder / "lsqml_record.json") == record
-        scan_view = NPZDataset(filepath=str(project_copy / f"data/04_feature/{dose}/{view}/{split}/scan_view.npz"),
+        scan_view = NPZDataset(filepath=str(project_copy / f"data/test/04_feature/{dose}/{view}/{split}/scan_view.npz"),
                                version=Version(None, None)).load()
         assert {name: record[name] for name in SELECTION_FIELDS} == {
             name: scan_view["_metadata"][name] for name in SELECTION_FIELDS}

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from kedro_project import PROJECT_ROOT, latest_version, make_project_copy, run_kedro
+from kedro_project import PROJECT_ROOT, TEST_DATA, latest_version, make_project_copy, run_kedro
 from kedro.config import OmegaConfigLoader
 from kedro.io.core import Version
 
@@ -193,7 +193,7 @@ def user_ground_truth(simulated: dict[str, Any], **changes: Any) -> dict[str, An
 @pytest.mark.parametrize(("change", "field", "phrases"), [
     ("real_object", "objectGuess", ["a complex array (complex64)", "dtype float32"]),
     ("wrong_probe_size", "probeGuess", ["shape (32, 32) (patch_size N)", "shape (48, 48)"]),
-    ("small_object", "objectGuess", ["larger than the probe plus the scan border (> 32 px)", "shape (32, 192)"]),
+    ("small_object", "objectGuess", ["at least 2N = 64 px", "shape (32, 192)"]),
     ("nan_object", "objectGuess", ["finite values", "1 NaN/inf pixels"]),
     ("nan_probe", "probeGuess", ["finite values", "2 NaN/inf pixels"]),
     ("missing_probe", "probeGuess", ["a present array", "missing (keys: ['objectGuess'])"]),
@@ -247,7 +247,7 @@ def simulation_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.e2e
 def test_kedro_run_writes_every_output_with_provenance(simulation_project: Path) -> None:
     study, _, scan = study_parameters()
-    data = simulation_project / "data"
+    data = simulation_project / TEST_DATA
     ground_truth = load(latest_version(data / "01_raw" / "ground_truth.npz"))
     probe = load(latest_version(data / "02_intermediate" / "probe.npz"))
     truth = load(latest_version(data / "02_intermediate" / "truth_patches.npz"))
@@ -288,7 +288,7 @@ def test_kedro_run_writes_every_output_with_provenance(simulation_project: Path)
 def test_kedro_runs_are_versioned_and_reproducible(simulation_project: Path) -> None:
     study, _, _ = study_parameters()
     for dose in study.doses:
-        folder = simulation_project / "data" / "03_primary" / dose_namespace(dose) / "test" / "measurements.npz"
+        folder = simulation_project / TEST_DATA / "03_primary" / dose_namespace(dose) / "test" / "measurements.npz"
         versions = sorted(p.name for p in folder.iterdir())
         assert len(versions) == 2
         first, second = (NPZDataset(filepath=str(folder), version=Version(v, None)).load() for v in versions)
@@ -298,16 +298,16 @@ def test_kedro_runs_are_versioned_and_reproducible(simulation_project: Path) -> 
 
 
 def use_user_ground_truth(project: Path, payload: dict[str, np.ndarray]) -> None:
-    """What the README asks of a user: their NPZ, `ground_truth.source: catalog`, the catalog entry."""
-    user_file = project / "data" / "01_raw" / "my_sample.npz"
+    """What the README asks of a user, in the test environment: their NPZ, `ground_truth.source: catalog`, the entry."""
+    user_file = project / "data" / "my_sample.npz"
     np.savez(user_file, **payload)
     parameters_file = project / "conf" / "test" / "parameters_simulation.yml"
     parameters = yaml.safe_load(parameters_file.read_text())
     parameters["ground_truth"]["source"] = "catalog"
     parameters_file.write_text(yaml.safe_dump(parameters))
-    (project / "conf" / "test" / "catalog_user.yml").write_text(yaml.safe_dump({"ground_truth": {
-        "type": "fly64_kedro.datasets.ObjectNPZDataset", "filepath": "data/01_raw/my_sample.npz",
-        "image_key": "objectGuess", "required_keys": ["objectGuess", "probeGuess"], "versioned": False,
+    (project / "conf" / "test" / "catalog_user.yml").write_text(yaml.safe_dump({"user_ground_truth": {
+        "type": "fly64_kedro.datasets.ObjectNPZDataset", "filepath": "data/my_sample.npz",
+        "image_key": "objectGuess", "required_keys": ["objectGuess", "probeGuess"],
     }}))
 
 
@@ -320,12 +320,13 @@ def test_kedro_run_on_a_user_ground_truth(project_copy: Path) -> None:
     probe = np.exp(-((yy[:n, :n] - n / 2) ** 2 + (xx[:n, :n] - n / 2) ** 2) / (2 * 5.0**2)) * np.exp(0.3j * xx[:n, :n])
     use_user_ground_truth(project_copy, {"objectGuess": obj.astype(np.complex64), "probeGuess": probe.astype(np.complex64)})
     run_kedro(project_copy, "run", "--pipeline", "simulation", "--env", "test")
-    data = project_copy / "data"
-    assert not (data / "01_raw" / "ground_truth.npz").exists()  # nothing synthesized
-    assert sorted(p.name for p in (data / "01_raw").iterdir() if p.name != ".gitkeep") == ["my_sample.npz"]
+    data = project_copy / TEST_DATA
+    imported = load(latest_version(data / "01_raw" / "ground_truth.npz"))  # the user's object, nothing synthesized
+    np.testing.assert_array_equal(imported["objectGuess"], obj.astype(np.complex64))
+    assert imported["_metadata"]["provenance"][-1]["input"]["path"].endswith("data/my_sample.npz")
+    assert imported["_metadata"]["provenance"][-1]["fields"]["source"].startswith("user file")
     saved_probe = load(latest_version(data / "02_intermediate" / "probe.npz"))
     np.testing.assert_array_equal(saved_probe["probeGuess"], probe.astype(np.complex64))
-    assert saved_probe["_metadata"]["provenance"][-1]["input"]["path"].endswith("01_raw/my_sample.npz")
     truth = load(latest_version(data / "02_intermediate" / "truth_patches.npz"))
     np.testing.assert_array_equal(truth["Y"], extract_patches(obj.astype(np.complex64), truth["ycoords"],
                                                               truth["xcoords"], n))
@@ -344,6 +345,6 @@ def test_kedro_run_refuses_a_real_valued_user_object(project_copy: Path) -> None
     result = run_kedro(project_copy, "run", "--pipeline", "simulation", "--env", "test", check=False)
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0
-    assert ("dataset 'ground_truth', field 'objectGuess': expected a complex array (complex64); found dtype float32"
-            in output), output[-3000:]
-    assert not list((project_copy / "data" / "03_primary").rglob("*.npz"))
+    assert ("dataset 'user_ground_truth', field 'objectGuess': expected a complex array (complex64); found dtype "
+            "float32" in output), output[-3000:]
+    assert not list((project_copy / TEST_DATA).rglob("*.npz"))

@@ -17,7 +17,7 @@ from fly64_kedro.validation import InputDataError
 STUDY = StudyDesign(doses=[1e3], patch_size=32, views={"baseline": {}, "sparse": {"overlap_fraction": 0.2,
                                                                                    "gridsize": 2}},
                     neighbor_count=7, root_seed=1)
-RECORD_FIELDS = {  # issue 4, "Outputs per job"
+RECORD_FIELDS = {  # every job record holds these
     "dose", "view", "split", "status", "reason", "n_positions", "epochs_completed", "final_loss", "runtime_s",
     "peak_rss_mb", "peak_gpu_mb", "device", "ptychi_version", "input_dataset", *SELECTION_FIELDS,
 }

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kedro_project import latest_version, make_project_copy, run_kedro
+from kedro_project import TEST_DATA, latest_version, make_project_copy, run_kedro
 from distributed import LocalCluster
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Node, Pipeline
@@ -92,7 +92,7 @@ def test_failing_node_stops_the_run_with_its_own_error(tmp_path: Path, monkeypat
 
 def _npz_outputs(project: Path) -> dict[str, Path]:
     """Latest version of every versioned NPZ dataset under the project's data/, by relative path."""
-    data = project / "data"
+    data = project / TEST_DATA
     return {str(folder.relative_to(data)): latest_version(folder) for folder in data.rglob("*.npz") if folder.is_dir()}
 
 
@@ -113,7 +113,7 @@ def test_dask_run_equals_sequential_run(tmp_path: Path, pipeline: str) -> None:
             for key in arrays:
                 np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name}: {key}")
 
-    record_folder = distributed / "data" / "08_reporting" / "run_provenance.json"
+    record_folder = distributed / TEST_DATA / "08_reporting" / "run_provenance.json"
     record = json.loads(latest_version(record_folder).read_text())
     assert record["status"] == "ok" and record["nodes_not_run"] == []
     assert record["run_params"]["runner"].startswith("DaskRunner(")

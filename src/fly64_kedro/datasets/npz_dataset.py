@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import uuid
+import zipfile
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -54,10 +55,31 @@ def _check_arrays(payload: dict[str, Any], where: str) -> None:
             raise DatasetError(f"{where}: field '{key}' has dtype object; only numeric arrays are stored")
 
 
+def _open_archive(content: bytes, where: str) -> np.lib.npyio.NpzFile:
+    """The NPZ archive in ``content``, or a DatasetError saying the file is not one (empty, truncated, an .npy…)."""
+    if not zipfile.is_zipfile(io.BytesIO(content)):
+        kind = "an empty file" if not content else f"{len(content)} bytes that are not a complete zip archive"
+        raise DatasetError(f"{where}: not an NPZ archive ({kind}; truncated, or another format such as .npy)")
+    try:
+        return np.load(io.BytesIO(content), allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"{where}: not a readable NPZ archive ({type(exc).__name__}: {exc})") from exc
+
+
+def _decode_metadata(value: np.ndarray, where: str) -> dict[str, Any]:
+    try:
+        metadata = json.loads(str(value))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{where}: field '{METADATA_KEY}' must be JSON text; it is not ({exc})") from exc
+    if not isinstance(metadata, dict):
+        raise DatasetError(f"{where}: field '{METADATA_KEY}' must be a JSON object; found {type(metadata).__name__}")
+    return metadata
+
+
 def _read_npz(stream: io.BufferedIOBase, where: str) -> dict[str, Any]:
     """Arrays and decoded metadata from an open NPZ stream (``allow_pickle=False``)."""
     payload: dict[str, Any] = {}
-    with np.load(stream, allow_pickle=False) as archive:
+    with _open_archive(stream.read(), where) as archive:
         for key in archive.files:
             try:
                 value = archive[key]
@@ -66,10 +88,9 @@ def _read_npz(stream: io.BufferedIOBase, where: str) -> dict[str, Any]:
                     f"{where}: field '{key}' is a pickled object array; refusing to unpickle "
                     f"(expected numeric arrays and a JSON string for '{METADATA_KEY}')"
                 ) from exc
-            if key == METADATA_KEY:
-                payload[key] = json.loads(str(value))
-            else:
-                payload[key] = value
+            except (OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise DatasetError(f"{where}: field '{key}' cannot be read ({type(exc).__name__}: {exc})") from exc
+            payload[key] = _decode_metadata(value, where) if key == METADATA_KEY else value
     return payload
 
 

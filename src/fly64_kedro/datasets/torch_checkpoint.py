@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from typing import Any
 
 import torch
@@ -60,8 +61,13 @@ class TorchCheckpointDataset(NPZDataset):
         return f"torch checkpoint dataset '{path}'"
 
     def _decode(self, stream: io.BufferedIOBase, where: str) -> dict[str, Any]:
+        content = stream.read()
+        if not zipfile.is_zipfile(io.BytesIO(content)):
+            kind = "empty" if not content else f"{len(content)} bytes without a complete zip directory"
+            raise DatasetError(f"{where}: the checkpoint is truncated or corrupt ({kind}); torch.save writes a zip "
+                               "archive. Make it again (rerun its training) or load an earlier version.")
         try:
-            return torch.load(io.BytesIO(stream.read()), map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises UnpicklingError, RuntimeError… for unsafe or broken files
             raise DatasetError(f"{where}: cannot be loaded safely (weights_only=True): {exc}") from exc
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
+import math
+import re
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SPLITS: tuple[str, str] = ("train", "test")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RESERVED_NAMES = frozenset({*SPLITS, "selection"})
+"""Names a view may not take: the splits and the selection jobs' namespace share its level."""
 
 
 class _Strict(BaseModel):
@@ -54,12 +60,22 @@ class StudyDesign(_Strict):
     @field_validator("doses")
     @classmethod
     def _doses_positive(cls, doses: list[float]) -> list[float]:
-        bad = [dose for dose in doses if not dose > 0]
+        bad = [dose for dose in doses if not (math.isfinite(dose) and dose > 0)]
         if bad:
-            raise ValueError(f"every dose must be > 0 photons; got {bad}")
-        if len(set(doses)) != len(doses):
-            raise ValueError(f"doses must be distinct; got {doses}")
+            raise ValueError(f"every dose must be a finite number > 0 photons; got {bad}")
+        namespaces = [dose_namespace(dose) for dose in doses]
+        if len(set(namespaces)) != len(namespaces):
+            raise ValueError(f"doses must be distinct (each names its jobs, e.g. {namespaces[0]}); got {doses}")
         return doses
+
+    @field_validator("views")
+    @classmethod
+    def _views_are_identifiers(cls, views: dict[str, ViewSpec]) -> dict[str, ViewSpec]:
+        bad = [name for name in views if not IDENTIFIER.fullmatch(name) or name in RESERVED_NAMES]
+        if bad:
+            raise ValueError(f"view names become namespaces and file folders: each must be an identifier (letters, "
+                             f"digits, '_'; not starting with a digit) and none of {sorted(RESERVED_NAMES)}; got {bad}")
+        return views
 
     @field_validator("patch_size")
     @classmethod
@@ -84,8 +100,10 @@ class StudyDesign(_Strict):
 
 
 def dose_namespace(dose: float) -> str:
-    """Namespace of a dose, e.g. 1000.0 → 'dose_1000'."""
-    return f"dose_{int(round(dose))}"
+    """Namespace of a dose that keeps its value: 1000.0 → 'dose_1000', 1000.4 → 'dose_1000p4', 0.3 → 'dose_0p3',
+    1e22 → 'dose_1e22' (Python's shortest repr, '.' → 'p', '+' dropped): distinct doses, distinct namespaces."""
+    text = str(int(dose)) if float(dose).is_integer() and abs(dose) < 1e16 else repr(float(dose))
+    return "dose_" + text.replace(".", "p").replace("+", "").replace("-", "m")
 
 
 class ObjectParams(_Strict):
@@ -130,7 +148,7 @@ class GroundTruthParams(_Strict):
     """Where the ground truth comes from (``params:ground_truth``)."""
 
     source: Literal["synthetic", "catalog"] = "synthetic"
-    """'synthetic': a node builds the embedded default; 'catalog': the ``ground_truth`` entry is your NPZ."""
+    """'synthetic': a node builds the embedded default; 'catalog': your own file, the ``user_ground_truth`` entry."""
     object: ObjectParams
     """Settings of the synthetic object."""
     probe: ProbeParams

@@ -32,11 +32,6 @@ def load_parameters() -> dict[str, Any]:
     return loader["parameters"]
 
 
-def load_study() -> StudyDesign:
-    """The validated study design; a bad value stops pipeline construction with its message."""
-    return StudyDesign.model_validate(load_parameters()["study"])
-
-
 def dose_namespaces(study: StudyDesign) -> Iterator[tuple[str, float]]:
     """(namespace, dose) for each dose of the grid, e.g. ('dose_1000', 1000.0)."""
     for dose in study.doses:

@@ -31,8 +31,8 @@ class NumericalFailure(RuntimeError):
         super().__init__(f"{self.cause} (after {loss_history.size} epoch(s))")
 
 
-# Numerical failures documented for LSQML (see /work/shared/reference/ptychi_api.md §4 and the
-# original study's "singular matrix" at n = 1): linear-algebra errors, floating-point traps,
+# Numerical failures of LSQML (pty-chi 2.2 turns degenerate scans and bad data into NaN without an error; the
+# original study stopped with a "singular matrix" at n = 1): linear-algebra errors, floating-point traps,
 # non-finite results, and ``math.sqrt`` of a negative intensity sum in the first-epoch rescale.
 _NUMERICAL_TYPES: tuple[type[BaseException], ...] = (
     torch.linalg.LinAlgError,

@@ -58,15 +58,21 @@ def selection_telemetry(metadata: dict[str, Any], dataset: str) -> dict[str, Any
     return fields
 
 
-def _skip(problem: LSQMLProblem, telemetry: dict[str, Any], lsqml: LSQMLParams) -> tuple[str, str] | None:
-    """(category, reason) when the job cannot run, else None."""
+def _cannot_run(problem: LSQMLProblem, telemetry: dict[str, Any], lsqml: LSQMLParams) -> tuple[str, str, str] | None:
+    """(status, category, reason) when the job cannot run, else None.
+
+    Too few positions or a degenerate geometry skip the job; data without a single photon
+    fail it (pty-chi would run to a meaningless object and report success).
+    """
     needed = int(telemetry["min_positions"]["lsqml"])
     if not telemetry["sufficient_for"]["lsqml"] or problem.n_positions < needed:
         reason = (f"{problem.n_positions} position(s) in the view ({telemetry['selection_strategy']} selection, "
                   f"spacing threshold {telemetry['spacing_threshold']} px); LSQML needs at least {needed}")
-        return "too_few_positions", reason
+        return "skipped", "too_few_positions", reason
+    if not problem.counts.any():
+        return "failed", "no_photons", f"the {problem.n_positions} diffraction patterns hold no photons (every count is 0)"
     degenerate = degenerate_scan_reason(problem, lsqml)
-    return None if degenerate is None else ("degenerate_scan", degenerate)
+    return None if degenerate is None else ("skipped", "degenerate_scan", degenerate)
 
 
 EMPTY_CANVAS = {"canvas_shape": [0, 0], "canvas_origin_yx": [0.0, 0.0]}
@@ -113,7 +119,8 @@ def reconstruct_view(
     failed), ``canvas_origin_yx`` (2,) float64 (object pixel of canvas pixel (0, 0)),
     ``loss_history`` (epochs,) float64 and, with ``refine_probe``, ``probe`` (N, N) complex64
     in ``probeGuess``'s scaling — and the job record (JSON). Too few positions or a
-    degenerate scan → ``skipped``; a known numerical failure → ``failed``; both with a reason.
+    degenerate scan → ``skipped``; no photons or a known numerical failure → ``failed``; all
+    with a reason.
     Bad input and anything unexpected raise.
     """
     job = f"{dose_namespace(dose)}.{view}.{split}"
@@ -125,9 +132,9 @@ def reconstruct_view(
     record = {"job": job, "dose": dose, "view": view, "split": split,
               **_record_template(problem, telemetry, lsqml, seed),
               "input_dataset": {"name": dataset, **(metadata.get(LOADED_FROM_KEY) or {"path": None, "version": None})}}
-    skip = _skip(problem, telemetry, lsqml)
-    if skip is not None:
-        record.update(status="skipped", failure_category=skip[0], reason=skip[1], **EMPTY_CANVAS)
+    refusal = _cannot_run(problem, telemetry, lsqml)
+    if refusal is not None:
+        record.update(status=refusal[0], failure_category=refusal[1], reason=refusal[2], **EMPTY_CANVAS)
         payload = _empty_object(np.zeros(0))
     else:
         try:

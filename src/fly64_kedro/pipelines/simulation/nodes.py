@@ -52,6 +52,20 @@ def synthesize_ground_truth(ground_truth: GroundTruthParams, study: StudyDesign)
     return {"objectGuess": obj, "probeGuess": probe, "_metadata": metadata}
 
 
+def import_ground_truth(user_ground_truth: dict[str, Any], study: StudyDesign) -> dict[str, Any]:
+    """The user's own object (H, W) and probe (N, N), complex64, validated once as the study's ground truth.
+
+    Reads the ``user_ground_truth`` catalog entry (``ground_truth.source: catalog``); the file
+    it came from is recorded in the provenance.
+    """
+    obj, probe = validate_ground_truth(user_ground_truth, study.patch_size, "user_ground_truth")
+    metadata = add_stage(user_ground_truth.get("_metadata"), "ground_truth", {
+        "source": "user file (catalog entry user_ground_truth)",
+        "object_shape": list(obj.shape),
+    })
+    return {"objectGuess": obj, "probeGuess": probe, "_metadata": metadata}
+
+
 def prepare_probe(ground_truth: dict[str, Any], study: StudyDesign) -> dict[str, Any]:
     """The known probe given to every method, with its measured diameter (px)."""
     _, probe = validate_ground_truth(ground_truth, study.patch_size)

@@ -20,6 +20,9 @@ def _ground_truth_pipeline(synthesize: bool) -> Pipeline:
     if synthesize:
         shared.insert(0, Node(nodes.synthesize_ground_truth, ["params:ground_truth", "params:study"], "ground_truth",
                               name="synthesize_ground_truth"))
+    else:
+        shared.insert(0, Node(nodes.import_ground_truth, ["user_ground_truth", "params:study"], "ground_truth",
+                              name="import_ground_truth"))
     return Pipeline(shared, tags=["simulation"])
 
 
@@ -39,6 +42,6 @@ def _dose_pipeline(namespace: str, dose: float) -> Pipeline:
 
 
 def create_pipeline(study: StudyDesign, synthesize_ground_truth: bool = True) -> Pipeline:
-    """Ground truth (synthesized unless the catalog provides it), then one job per dose."""
+    """Ground truth (synthesized, or imported from the ``user_ground_truth`` catalog entry), then one job per dose."""
     per_dose = [_dose_pipeline(namespace, dose) for namespace, dose in dose_namespaces(study)]
     return _ground_truth_pipeline(synthesize_ground_truth) + sum(per_dose, Pipeline([]))
