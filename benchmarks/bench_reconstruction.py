@@ -1,7 +1,7 @@
-"""LSQML benchmarks (issue 4): wrapper overhead, and cost against positions and N.
+"""LSQML benchmarks: wrapper overhead, and cost against positions and N.
 
-    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_reconstruction.py overhead
-    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_reconstruction.py scaling
+    OMP_NUM_THREADS=2 python benchmarks/bench_reconstruction.py overhead
+    OMP_NUM_THREADS=2 python benchmarks/bench_reconstruction.py scaling
     python benchmarks/bench_reconstruction.py scaling --device cuda      # on a GPU machine
 
 ``overhead``: the project's node (validation, pty-chi, result checks, record, state restore)

@@ -45,6 +45,23 @@ def test_merge_averages_members_where_they_overlap_and_keeps_them_elsewhere() ->
     np.testing.assert_allclose(second[:, 4:], 3.0 + 2j)
 
 
+def test_a_probe_weighted_merge_lets_each_members_lit_region_decide() -> None:
+    """Where one member's probe is bright and the other's is dim, the merged value is close to the bright one's."""
+    size = 8
+    weight = torch.zeros(size, size)
+    weight[2:6, 2:6] = 1.0   # the lit disc of each member
+    weight[weight == 0] = 0.01
+    patches = torch.stack([torch.full((size, size), 1.0 + 0j), torch.full((size, size), 3.0 + 2j)])[None]
+    offsets = torch.tensor([[[0, -2], [0, 2]]])  # 4 px apart in x
+    merged = merge_and_extract(patches.to(torch.complex64), offsets, 1e-3, weight)[0]
+    first = merged[0].numpy()
+    # first's columns 2…5 are its lit disc; the second member covers columns 4…5 there with its dim periphery
+    np.testing.assert_allclose(first[3, 2:4], 1.0, atol=1e-6)
+    np.testing.assert_allclose(first[3, 4:6], (1.0 + 0.01 * (3 + 2j)) / 1.01, atol=1e-6)
+    # columns 6…7 of the first are its dim periphery, where the second's disc is lit
+    np.testing.assert_allclose(first[3, 6:8], (0.01 + 1.0 * (3 + 2j)) / 1.01, atol=1e-6)
+
+
 def test_scatter_mean_counts_the_patches_at_every_pixel() -> None:
     patches = torch.ones(1, 3, 2, 2, dtype=torch.complex64)
     top, left = torch.tensor([[0, 0, 1]]), torch.tensor([[0, 1, 1]])

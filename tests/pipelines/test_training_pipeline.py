@@ -42,7 +42,7 @@ STUDY = StudyDesign.model_validate({
     "root_seed": 3,
 })
 pytestmark = pytest.mark.usefixtures(one_torch_thread.__name__)
-PARAMS = training_params(epochs=2, batch_size=8, groups_per_anchor=2, canvas_margin_px=3,
+PARAMS = training_params(max_epochs=2, batch_size=8, groups_per_anchor=2, canvas_margin_px=3, data="view",
                          network={"width": 4, "n_blocks": 2})
 
 
@@ -58,8 +58,9 @@ def scan_view(view: str, split: str, n_positions: int = 40, **metadata: Any) -> 
     }
 
 
-def _train(view: str, payload: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    return train_pinn(payload if payload is not None else scan_view(view, "train"), STUDY, PARAMS,
+def _train(view: str, payload: dict[str, Any] | None = None, params: TrainingParams = PARAMS,
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    return train_pinn(payload if payload is not None else scan_view(view, "train"), STUDY, params,
                       dose=1e5, view=view)
 
 
@@ -85,10 +86,17 @@ def test_one_training_per_dose_and_view_one_inference_per_split() -> None:
                                      "dose_1000.dense.test.pinn_record"]
     baseline = next(n for n in infer if n.namespace == "dose_1000.baseline.train")
     assert "dose_1000.baseline.train.pinn_gs1_object" not in baseline.outputs
-    next_train = next(n for n in train if n.namespace == "dose_100000.sparse")
-    assert next_train.inputs == ["dose_100000.sparse.train.scan_view", "params:study", "params:training"]
-    # the network never sees the truth
+    # in the view's regime a gridsize-2 network trains on the whole train split, never on the test split
+    sparse = next(n for n in train if n.namespace == "dose_100000.sparse")
+    assert sparse.inputs == ["dose_100000.train.measurements", "params:study", "params:training"]
+    baseline_train = next(n for n in train if n.namespace == "dose_100000.baseline")
+    assert baseline_train.inputs == ["dose_100000.baseline.train.scan_view", "params:study", "params:training"]
+    own_view = next(n for n in create_pipeline(STUDY, "view").nodes if n.name == "dose_100000.sparse.train_pinn")
+    assert own_view.inputs == ["dose_100000.sparse.train.scan_view", "params:study", "params:training"]
+    assert "training_curves_figure" in pipeline.all_outputs()
+    # the network never sees the truth, nor a test split while training
     assert not {"ground_truth", "truth_patches"} & set(pipeline.inputs())
+    assert not any("test" in name for node in train for name in node.inputs)
 
 
 # ---------------------------------------------------------------- nodes
@@ -98,7 +106,8 @@ def test_train_then_reconstruct_on_the_shared_canvas(tmp_path: Path) -> None:
     checkpoint, history = _train("baseline")
     assert checkpoint["status"] == "ok" and history["status"] == "ok"
     assert len(history["train_loss"]) == len(history["validation_loss"]) == history["epochs_run"] == 2
-    assert history["n_positions"] == 40 and history["n_groups"] == 40 and history["gridsize"] == 1
+    assert history["n_positions"] == 40 and history["gridsize"] == 1
+    assert history["n_groups"] == 36 and history["n_validation_positions"] == 4  # whole positions held out
     assert history["throughput_patterns_per_s"] > 0 and history["runtime_s"] > 0 and history["peak_rss_mb"] > 0
     assert [e["stage"] for e in checkpoint["metadata"]["provenance"]] == ["selection", "training"]
     loaded = _saved_and_loaded(checkpoint, tmp_path)
@@ -111,27 +120,29 @@ def test_train_then_reconstruct_on_the_shared_canvas(tmp_path: Path) -> None:
     assert obj["object"].shape == shape and obj["object"].dtype == np.complex64
     np.testing.assert_array_equal(obj["canvas_origin_yx"], origin)
     assert obj["_metadata"]["status"] == "ok" and record["status"] == "ok" and record["reason"] is None
-    assert record["n_positions"] == 40 and record["crop_px"] == 8 and record["canvas_shape"] == list(shape)
+    assert record["n_positions"] == 40 and record["canvas_shape"] == list(shape)
     throughput = record["throughput_patterns_per_s"]
     assert throughput["predict"] >= throughput["predict_and_stitch"] > 0
-    # the stored object is the average of the predicted patch centres (a plain loop as reference)
+    # the stored object is the probe-intensity-weighted average of the predicted patches (a plain loop as reference)
     model = from_checkpoint(loaded, "cpu")
     with torch.no_grad():
         patches = model.object_patches(torch.from_numpy(test_view["diffraction"][:, None]))[:, 0].numpy()
+    weight = np.abs(test_view["probeGuess"]) ** 2 / (np.abs(test_view["probeGuess"]) ** 2).max()
     total, count = np.zeros(shape, np.complex128), np.zeros(shape)
     for patch, y, x in zip(patches, test_view["ycoords"] - origin[0], test_view["xcoords"] - origin[1], strict=True):
-        top, left = int(y) - 4, int(x) - 4
-        total[top:top + 8, left:left + 8] += patch[4:12, 4:12]
-        count[top:top + 8, left:left + 8] += 1
-    np.testing.assert_array_equal(obj["coverage"], count)
-    expected = np.divide(total, count, out=np.full_like(total, UNCOVERED_FILL), where=count > 0)
-    np.testing.assert_allclose(obj["object"], expected, rtol=0, atol=1e-5)
+        top, left = int(y) - N // 2, int(x) - N // 2
+        total[top:top + N, left:left + N] += weight * patch
+        count[top:top + N, left:left + N] += weight
+    np.testing.assert_allclose(obj["coverage"], count, rtol=1e-5, atol=1e-6)
+    lit = count >= PARAMS.stitch_min_weight
+    expected = np.where(lit, total / np.maximum(count, PARAMS.stitch_min_weight), UNCOVERED_FILL)
+    np.testing.assert_allclose(obj["object"], expected, rtol=0, atol=1e-4)
 
 
 def test_gridsize_two_view_also_runs_the_gridsize_one_network(tmp_path: Path) -> None:
     gs1 = _saved_and_loaded(_train("baseline")[0], tmp_path)
     gs2, history = _train("dense")
-    assert history["gridsize"] == 2 and history["n_groups"] == 40 * 2
+    assert history["gridsize"] == 2 and history["n_groups"] == 36 * 2 and history["training_data"] == "view"
     outputs = reconstruct_with_pinn(scan_view("dense", "test"), _saved_and_loaded(gs2, tmp_path), STUDY, PARAMS,
                                     gs1, dose=1e5, view="dense", split="test", gs1_view="baseline")
     assert set(outputs) == {"object", "gs1_object", "record"}
@@ -141,6 +152,16 @@ def test_gridsize_two_view_also_runs_the_gridsize_one_network(tmp_path: Path) ->
     np.testing.assert_array_equal(outputs["gs1_object"]["canvas_origin_yx"], outputs["object"]["canvas_origin_yx"])
     assert outputs["gs1_object"]["object"].shape == outputs["object"]["object"].shape
     assert not np.array_equal(outputs["gs1_object"]["object"], outputs["object"]["object"])
+
+
+def test_regime_training_draws_spaced_groups_from_the_whole_train_split() -> None:
+    measurements = scan_view("dense", "train", n_positions=120)  # every train position of a split
+    regime = PARAMS.model_copy(update={"data": "regime"})
+    checkpoint, history = _train("dense", measurements, regime)
+    assert checkpoint["status"] == "ok" and history["training_data"] == "regime"
+    assert history["regime_spacing_px"] == STUDY.spacing_threshold("dense")
+    assert history["training_dataset"] == "dose_100000.train.measurements"
+    assert history["n_groups"] > 40  # far more groups than a spaced view of the split would hold
 
 
 def test_too_small_views_are_skipped_with_a_reason_and_the_run_goes_on(tmp_path: Path) -> None:
@@ -185,7 +206,7 @@ def test_every_environment_validates(env: str) -> None:
     base = values(PROJECT_ROOT / "conf/base/parameters_training.yml")
     override = values(PROJECT_ROOT / f"conf/{env}/parameters_training.yml")
     merged = {**base, **override, "network": {**base["network"], **override.get("network", {})}}
-    assert TrainingParams.model_validate(merged).epochs > 0
+    assert TrainingParams.model_validate(merged).max_epochs > 0
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -193,7 +214,8 @@ def test_every_environment_validates(env: str) -> None:
     ({"lr_min": 1.0}, "lr_min (1.0) must not exceed learning_rate"),
     ({"validation_fraction": 0.5}, "less than 0.5"),
     ({"loss": "mse"}, "'poisson' or 'mae'"),
-    ({"epochs": 0}, "greater than 0"),
+    ({"max_epochs": 0}, "greater than 0"),
+    ({"data": "all"}, "'view' or 'regime'"),
 ])
 def test_bad_parameters_are_refused(change: dict[str, Any], message: str) -> None:
     values = PARAMS.model_dump() | change
@@ -207,7 +229,7 @@ def test_bad_parameters_are_refused(change: dict[str, Any], message: str) -> Non
 def _replace_view(project: Path, job: str, n_kept: int) -> None:
     """A new latest version of a job's scan view holding its first ``n_kept`` positions."""
     dose, view, split = job.split(".")
-    dataset = NPZDataset(filepath=str(project / f"data/04_feature/{dose}/{view}/{split}/scan_view.npz"),
+    dataset = NPZDataset(filepath=str(project / f"data/test/04_feature/{dose}/{view}/{split}/scan_view.npz"),
                          version=Version(None, None))
     payload = dataset.load()
     for key in ("diffraction", "ycoords", "xcoords", "scan_index"):
@@ -220,9 +242,10 @@ def _replace_view(project: Path, job: str, n_kept: int) -> None:
 def test_training_run_writes_models_objects_and_records(project_copy: Path) -> None:
     run_kedro(project_copy, "run", "--pipelines", "simulation,selection", "--env", "test")
     _replace_view(project_copy, "dose_1000.sparse.train", 3)
-    run_kedro(project_copy, "run", "--pipeline", "training", "--env", "test")
+    run_kedro(project_copy, "run", "--pipeline", "training", "--env", "test", "--params", "training.data=view")
 
-    models, outputs = project_copy / "data" / "06_models", project_copy / "data" / "07_model_output"
+    data = project_copy / "data" / "test"
+    models, outputs = data / "06_models", data / "07_model_output"
     for dose in ("dose_1000", "dose_10000", "dose_100000"):
         for view in ("baseline", "dense", "sparse"):
             checkpoint = torch.load(latest_version(models / dose / view / "pinn_model.pt"), weights_only=True)
@@ -243,3 +266,7 @@ def test_training_run_writes_models_objects_and_records(project_copy: Path) -> N
                 assert (folder / "pinn_gs1_object.npz").exists() == (view != "baseline")
                 if view != "baseline":
                     assert record["gs1"]["status"] == "ok"
+            if not skipped:
+                assert history["stop_reason"] in ("converged", "max_epochs") and history["best_epoch"] >= 1
+                assert len(history["validation_loss"]) == history["epochs_run"]
+    assert latest_version(data / "08_reporting" / "training_curves.png").stat().st_size > 0

@@ -28,11 +28,21 @@ class TrainingParams(_Strict):
     loss: Literal["poisson", "mae"] = "poisson"
     """'poisson': negative log-likelihood of the counts; 'mae': mean absolute error of the amplitudes."""
 
-    epochs: int = Field(gt=0)
-    """Passes over the training groups."""
+    data: Literal["view", "regime"] = "regime"
+    """Gridsize-2 training data: 'view' — groups of the view's own train positions (the original rule);
+    'regime' — groups drawn from every train-split position whose members keep the view's spacing S."""
+
+    initialisations: int = Field(default=1, ge=1)
+    """Differently initialised networks that train the first initialisation_epochs; the best by loss goes on."""
+
+    initialisation_epochs: int = Field(default=1, ge=1)
+    """Epochs every initialisation trains before the best is chosen."""
+
+    max_epochs: int = Field(gt=0)
+    """Most passes over the training groups (training usually stops earlier, see early_stopping_patience)."""
 
     batch_size: int = Field(gt=0)
-    """Groups per optimiser step."""
+    """Patterns per optimiser step (gridsize 2: batch_size / 4 groups), so every gridsize takes as many steps."""
 
     learning_rate: float = Field(gt=0, le=1)
     """Initial Adam learning rate."""
@@ -49,23 +59,27 @@ class TrainingParams(_Strict):
     lr_min: float = Field(ge=0)
     """Floor of the learning rate."""
 
-    early_stopping_patience: int | None = Field(default=None, ge=1)
-    """Stop after this many epochs without improvement of the monitored loss; null trains every epoch."""
+    early_stopping_patience: int = Field(ge=1)
+    """Stop after this many epochs without a relative improvement of min_improvement of the validation loss."""
+
+    min_improvement: float = Field(ge=0, lt=1)
+    """Relative decrease of the validation loss that counts as an improvement."""
 
     validation_fraction: float = Field(ge=0, lt=0.5)
-    """Fraction of the groups held out to monitor the loss (validation loss drives the schedule)."""
+    """Fraction of the train positions held out (whole positions, never shared with a training group)."""
 
     groups_per_anchor: int = Field(gt=0)
-    """Gridsize 2: distinct groups drawn per anchor from its K nearest neighbours (capped at K-choose-(C−1))."""
+    """Gridsize 2: distinct groups drawn per anchor ('view': from its K nearest neighbours, capped at
+    K-choose-(C−1); 'regime': from the positions S to 2S away)."""
 
     trainable_intensity_scale: bool = True
     """Learn a global amplitude factor on top of the data's known intensity scale (the paper's trainable scale)."""
 
     merge_epsilon: float = Field(gt=0, le=1)
-    """Floor of the overlap count when merging a group's patches (avoids 0/0 where no patch reaches)."""
+    """Floor of the summed probe-intensity weight when merging a group's patches (avoids 0/0 where no member is lit)."""
 
-    stitch_crop_fraction: float = Field(gt=0, le=1)
-    """Side of the central region of each predicted patch kept for stitching, as a fraction of N."""
+    stitch_min_weight: float = Field(gt=0, lt=1)
+    """Stitched pixels whose summed probe intensity is below this fraction of one probe's peak read 1+0j (unlit)."""
 
     canvas_margin_px: int = Field(ge=0)
     """Margin of the stitched canvas around the outermost patches (px)."""
@@ -78,6 +92,13 @@ class TrainingParams(_Strict):
 
     progress_bar: bool = True
     """Show a progress bar over the epochs of each training (on a terminal; log files get one line per job)."""
+
+    @model_validator(mode="after")
+    def _initialisation_within_budget(self) -> TrainingParams:
+        if self.initialisations > 1 and self.initialisation_epochs >= self.max_epochs:
+            raise ValueError(f"initialisation_epochs ({self.initialisation_epochs}) must be below max_epochs "
+                             f"({self.max_epochs})")
+        return self
 
     @model_validator(mode="after")
     def _schedule_floor(self) -> TrainingParams:

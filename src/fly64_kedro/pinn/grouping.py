@@ -1,9 +1,12 @@
 """Grouping of scan positions into the network's input groups (PtychoPINN's ``gridsize``).
 
-Gridsize g gives groups of C = g² positions. g = 1: every position alone. g = 2: for
-each anchor, C − 1 of its K nearest neighbours (scipy cKDTree), drawn without replacement;
-several distinct draws per anchor (K-choose-(C−1) oversampling). The anchor is always
-channel 0, its neighbours follow in order of distance rank, at training and inference.
+Gridsize g gives groups of C = g² positions. g = 1: every position alone. g = 2, from a
+view's own positions: for each anchor, C − 1 of its K nearest neighbours (scipy cKDTree),
+drawn without replacement; several distinct draws per anchor (K-choose-(C−1)
+oversampling). g = 2 in the view's *regime* (``regime_groups``): from all positions of a
+split, groups whose members keep the view's minimum spacing S from each other, each member
+within 2S of the anchor, as neighbours in a view of spacing S are. The anchor is always
+channel 0, the other members follow by distance from it, at training and inference.
 """
 
 from __future__ import annotations
@@ -101,6 +104,66 @@ def training_groups(
     anchors = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None, None], (n, per_anchor, 1))
     indices = np.concatenate([anchors, members], axis=2).reshape(-1, c)
     return Groups(indices, _offsets_from_centroid(ycoords, xcoords, indices))
+
+
+def regime_groups(
+    ycoords: np.ndarray,
+    xcoords: np.ndarray,
+    gridsize: int,
+    spacing: float,
+    groups_per_anchor: int,
+    rng: np.random.Generator,
+) -> Groups:
+    """Groups in a view's overlap regime, drawn from every position given (e.g. a whole train split).
+
+    For each anchor, members are drawn in random order from the positions at distances
+    [S, 2S) from it, a candidate joining when it is at least S from every member so far;
+    ``groups_per_anchor`` such draws per anchor, duplicates dropped. An anchor without C − 1
+    such neighbours anchors no group. Every member pair of every group is ≥ S apart, so the
+    network sees groups that overlap as the view's do, with far more patterns than the view
+    holds. Raises ``ValueError`` when no group can be formed.
+    """
+    c = group_size(gridsize)
+    points = np.column_stack([ycoords, xcoords]).astype(np.float64)
+    if c == 1:
+        return _singletons(len(points))
+    tree = cKDTree(points)
+    limit = spacing * spacing
+    groups: set[tuple[int, ...]] = set()
+    for anchor, near in enumerate(tree.query_ball_point(points, 2 * spacing)):
+        near = np.asarray(near, dtype=np.int64)
+        d2 = ((points[near] - points[anchor]) ** 2).sum(axis=1)
+        pool = near[(d2 >= limit) & (d2 < 4 * limit)]
+        for _ in range(groups_per_anchor):
+            members = [anchor]
+            for candidate in rng.permutation(pool):
+                if all(((points[candidate] - points[m]) ** 2).sum() >= limit for m in members):
+                    members.append(int(candidate))
+                    if len(members) == c:
+                        break
+            if len(members) == c:
+                rest = sorted(members[1:], key=lambda m: (((points[m] - points[anchor]) ** 2).sum(), m))
+                groups.add((anchor, *rest))
+    if not groups:
+        raise ValueError(f"no group of {c} positions at least {spacing:g} px apart (within {2 * spacing:g} px of "
+                         f"an anchor) among {len(points)} positions")
+    indices = np.array(sorted(groups), dtype=np.int64)
+    return Groups(indices, _offsets_from_centroid(np.asarray(ycoords), np.asarray(xcoords), indices))
+
+
+def split_positions(n_positions: int, validation_fraction: float,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) position indices, sorted: validation holds out whole positions.
+
+    At least one position on each side when the fraction is > 0 and there are two or more.
+    """
+    order = rng.permutation(n_positions)
+    n_validation = round(validation_fraction * n_positions)
+    if validation_fraction > 0 and n_positions >= 2:
+        n_validation = min(max(n_validation, 1), n_positions - 1)
+    else:
+        n_validation = 0
+    return np.sort(order[n_validation:]), np.sort(order[:n_validation])
 
 
 def inference_groups(ycoords: np.ndarray, xcoords: np.ndarray, gridsize: int) -> Groups:

@@ -1,8 +1,12 @@
 """The PtychoPINN-style network: a CNN encoder–decoder followed by a fixed physics model.
 
-G (the CNN) maps the C normalised diffraction amplitudes of a group to C complex object
-patches (amplitude head: sigmoid; phase head: π·tanh). F (the physics) merges the patches
-by their offsets (the overlap constraint), multiplies by the known probe (in counts units,
+G (the CNN) maps each normalised diffraction amplitude of a group to its complex object
+patch (amplitude head: sigmoid; phase head: π·tanh); the C members of a group go through
+the same G one by one (a patch depends on its own pattern, as the physics says; the original
+stacks the C patterns as channels of one CNN, which splits one network's width between C
+patterns that share nothing but their overlap). F (the physics) merges the patches
+by their offsets, weighted by the probe's intensity (the overlap constraint over the region
+the probe constrains), multiplies by the known probe (in counts units,
 ``probeGuess · sqrt(intensity_scale)``) and propagates to the far field; a trainable
 global factor on the amplitude plays the paper's trainable intensity scale. Every
 tensor is created with an explicit dtype and device, so a process-wide default changed by
@@ -19,11 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from fly64_kedro.pinn.physics import far_field_counts, merge_and_extract
+from fly64_kedro.pinn.physics import far_field_counts, merge_and_extract, probe_weight
 
 FLOAT = torch.float32
 COMPLEX = torch.complex64
-CHECKPOINT_FORMAT = "fly64_kedro.pinn/1"
+CHECKPOINT_FORMAT = "fly64_kedro.pinn/2"
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class PINNConfig:
     patch_size: int
     """N (px)."""
     gridsize: int
-    """1 or 2; the network has C = gridsize² input and output channels."""
+    """1 or 2: groups of C = gridsize² patterns, each reconstructed by the same network, merged by the physics."""
     width: int
     """Filters of the first encoder block."""
     n_blocks: int
@@ -41,7 +45,7 @@ class PINNConfig:
     input_scale: float
     """Factor on measured amplitudes making the training set's mean total intensity (N/2)²."""
     merge_epsilon: float
-    """Floor of the overlap count in the merge."""
+    """Floor of the summed probe-intensity weight in the merge (avoids 0/0 where no member is lit)."""
     trainable_intensity_scale: bool
     """Whether the global amplitude factor is learned."""
 
@@ -68,37 +72,37 @@ def _block(in_channels: int, out_channels: int, device: torch.device) -> list[nn
 
 
 class EncoderDecoder(nn.Module):
-    """(B, C, N, N) amplitudes → (amplitude ∈ (0, 1), phase ∈ (−π, π)), each (B, C, N, N).
+    """One pattern's amplitudes (B, 1, N, N) → (amplitude ∈ (0, 1), phase ∈ (−π, π)), each (B, 1, N, N).
 
     Encoder: ``n_blocks`` × [Conv3×3-ReLU, Conv3×3-ReLU, MaxPool2] with width·2^i filters;
     two decoders (amplitude, phase) mirror it with [Conv, Conv, Upsample2] and end in a
-    Conv3×3 to C channels.
+    Conv3×3 to one channel. No skip connections (input and output live in different spaces).
     """
 
-    def __init__(self, channels: int, width: int, n_blocks: int, device: torch.device) -> None:
+    def __init__(self, width: int, n_blocks: int, device: torch.device) -> None:
         super().__init__()
         widths = [width * 2**i for i in range(n_blocks)]
         encoder: list[nn.Module] = []
-        previous = channels
+        previous = 1
         for filters in widths:
             encoder += [*_block(previous, filters, device), nn.MaxPool2d(2)]
             previous = filters
         self.encoder = nn.Sequential(*encoder)
-        self.amplitude = self._decoder(widths, channels, device)
-        self.phase = self._decoder(widths, channels, device)
+        self.amplitude = self._decoder(widths, device)
+        self.phase = self._decoder(widths, device)
 
     @staticmethod
-    def _decoder(widths: list[int], channels: int, device: torch.device) -> nn.Sequential:
+    def _decoder(widths: list[int], device: torch.device) -> nn.Sequential:
         layers: list[nn.Module] = []
         previous = widths[-1]
         for filters in reversed(widths):
             layers += [*_block(previous, filters, device), nn.Upsample(scale_factor=2, mode="nearest")]
             previous = filters
-        layers.append(_conv(previous, channels, device))
+        layers.append(_conv(previous, 1, device))
         return nn.Sequential(*layers)
 
     def forward(self, amplitudes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        code = self.encoder(amplitudes)
+        code = self.encoder(amplitudes.contiguous(memory_format=torch.channels_last))
         return torch.sigmoid(self.amplitude(code)), math.pi * torch.tanh(self.phase(code))
 
 
@@ -118,7 +122,8 @@ class PtychoPINN(nn.Module):
         if config.patch_size % 2**config.n_blocks:
             raise ValueError(f"patch_size {config.patch_size} must be divisible by 2^n_blocks = {2**config.n_blocks}")
         self.config = config
-        self.network = EncoderDecoder(config.channels, config.width, config.n_blocks, device)
+        # channels-last convolutions: 1.4–1.7× the throughput of the default layout on a CPU (measured)
+        self.network = EncoderDecoder(config.width, config.n_blocks, device).to(memory_format=torch.channels_last)
         self.register_buffer("probe", torch.as_tensor(probe).to(device=device, dtype=COMPLEX))
         self.register_buffer("input_scale", torch.tensor(config.input_scale, dtype=FLOAT, device=device))
         self.log_amplitude_scale = nn.Parameter(
@@ -137,15 +142,22 @@ class PtychoPINN(nn.Module):
         explain the data as counts = |F(probe·O)|² with the probe in counts units, i.e.
         intensity_scale·|F(probeGuess·O)|², so their amplitude is on the true object's scale.
         """
-        amplitude, phase = self.network(amplitudes * self.input_scale)
+        batch, members, size = amplitudes.shape[0], amplitudes.shape[1], amplitudes.shape[-1]
+        singles = (amplitudes * self.input_scale).reshape(batch * members, 1, size, size)
+        amplitude, phase = (part.reshape(batch, members, size, size) for part in self.network(singles))
         return torch.polar(amplitude * torch.exp(self.log_amplitude_scale), phase)
+
+    def constrained_patches(self, amplitudes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """The patches (B, C, N, N) the physics sees: for C > 1 merged over the group, weighted by the probe's
+        intensity (the region the probe constrains); for C = 1 the predicted patches themselves."""
+        patches = self.object_patches(amplitudes)
+        if self.config.channels > 1:
+            patches = merge_and_extract(patches, offsets, self.config.merge_epsilon, probe_weight(self.probe))
+        return patches
 
     def forward(self, amplitudes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """Expected counts (B, C, N, N) for groups of amplitudes with member offsets (B, C, 2)."""
-        patches = self.object_patches(amplitudes)
-        if self.config.channels > 1:
-            patches = merge_and_extract(patches, offsets, self.config.merge_epsilon)
-        return far_field_counts(patches, self.probe)
+        return far_field_counts(self.constrained_patches(amplitudes, offsets), self.probe)
 
 
 def _initialise(module: nn.Module, generator: torch.Generator) -> None:

@@ -17,7 +17,7 @@ from fly64_kedro.parameters import StudyDesign
 from fly64_kedro.parameters.study import dose_namespace
 from fly64_kedro.parameters.training import TrainingParams
 from fly64_kedro.physics.seeds import derive_seed, rng_for
-from fly64_kedro.pinn.grouping import group_size, training_groups
+from fly64_kedro.pinn.grouping import Groups, group_size, regime_groups, split_positions, training_groups
 from fly64_kedro.pinn.inference import reconstruct
 from fly64_kedro.pinn.network import (
     PINNConfig,
@@ -37,11 +37,11 @@ logger = logging.getLogger(__name__)
 
 
 def _scan_view(scan_view: dict[str, Any], dataset: str, study: StudyDesign, view: str,
-               training: TrainingParams) -> LSQMLProblem:
+               training: TrainingParams, check_gridsize: bool = True) -> LSQMLProblem:
     """The validated scan view (counts, probe in counts units, positions, canvas)."""
     problem = problem_from_view(scan_view, dataset, study.patch_size, training.canvas_margin_px)
     declared = scan_view.get("_metadata", {}).get("gridsize")
-    if declared is not None and declared != study.views[view].gridsize:
+    if check_gridsize and declared is not None and declared != study.views[view].gridsize:
         raise InputDataError(dataset, "_metadata.gridsize", f"{study.views[view].gridsize} (study.views.{view}.gridsize)",
                              declared)
     return problem
@@ -53,67 +53,111 @@ def _too_few_positions(n_positions: int, gridsize: int) -> str | None:
     return None if n_positions >= needed else f"{n_positions} position(s); a gridsize-{gridsize} group needs {needed}"
 
 
-def _not_trainable_reason(scan_view: dict[str, Any], n_positions: int, gridsize: int) -> str | None:
-    """Why a train view cannot train the network (too few positions, or flagged by the selection), or None."""
+def _not_trainable_reason(scan_view: dict[str, Any], problem: LSQMLProblem, gridsize: int) -> str | None:
+    """Why the data cannot train the network (too few positions, flagged by the selection, no photons), or None."""
     if scan_view.get("_metadata", {}).get("sufficient_for", {}).get("pinn") is False:
-        return f"the selection marked this view insufficient for the PINN ({n_positions} positions)"
-    return _too_few_positions(n_positions, gridsize)
+        return f"the selection marked this view insufficient for the PINN ({problem.n_positions} positions)"
+    if problem.n_positions and not problem.counts.any():
+        return f"the {problem.n_positions} diffraction patterns hold no photons (every count is 0)"
+    return _too_few_positions(problem.n_positions, gridsize)
+
+
+def _groups_of(subset: np.ndarray, problem: LSQMLProblem, gridsize: int, spacing: float | None, study: StudyDesign,
+               training: TrainingParams, rng: np.random.Generator) -> Groups:
+    """Groups of the positions ``subset`` (indices into the problem's positions), as indices into all of them.
+
+    With ``spacing`` the groups are drawn in the view's regime (members ≥ S apart), else
+    from each anchor's K nearest neighbours.
+    """
+    y, x = problem.ycoords[subset], problem.xcoords[subset]
+    if spacing is not None:
+        groups = regime_groups(y, x, gridsize, spacing, training.groups_per_anchor, rng)
+    else:
+        groups = training_groups(y, x, gridsize, study.neighbor_count, training.groups_per_anchor, rng)
+    return Groups(subset[groups.indices], groups.offsets)
+
+
+def _training_data(dose: float, view: str, study: StudyDesign, training: TrainingParams) -> tuple[str, float | None]:
+    """('view' or 'regime', the spacing S of regime groups or None) for the network of (dose, view)."""
+    if study.views[view].gridsize > 1 and training.data == "regime":
+        return "regime", study.spacing_threshold(view)
+    return "view", None
 
 
 def train_pinn(
-    scan_view: dict[str, Any], study: StudyDesign, training: TrainingParams, *, dose: float, view: str
+    train_data: dict[str, Any], study: StudyDesign, training: TrainingParams, *, dose: float, view: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train the network of one (dose, view) on the view's train split.
+    """Train the network of one (dose, view) on train-split data.
 
-    Input: the train scan view (``diffraction`` (n, N, N) sqrt-counts, positions (n,) px,
-    probe, intensity scale). Returns (checkpoint, history). The checkpoint holds the
-    weights, the probe and the input normalisation (``weights_only``-loadable); a view
-    with too few positions, or a training whose loss stops being finite, gives a
-    checkpoint without weights whose ``status``/``reason`` say why.
+    ``train_data`` is the view's train scan view, or with ``training.data = 'regime'`` for a
+    gridsize-2 view every position of the train split (its measurements): ``diffraction``
+    (n, N, N) sqrt-counts, positions (n,) px, probe, intensity scale. Whole positions are
+    held out for validation. Returns (checkpoint, history). The checkpoint holds the
+    weights, the probe and the input normalisation (``weights_only``-loadable); a view with
+    too few positions, data without photons, or a training whose loss stops being finite,
+    gives a checkpoint without weights whose ``status``/``reason`` say why.
     """
     job = f"{dose_namespace(dose)}.{view}"
-    problem = _scan_view(scan_view, f"{job}.train.scan_view", study, view, training)
+    mode, spacing = _training_data(dose, view, study, training)
+    dataset = f"{dose_namespace(dose)}.train.measurements" if mode == "regime" else f"{job}.train.scan_view"
+    problem = _scan_view(train_data, dataset, study, view, training, check_gridsize=mode == "view")
     gridsize = study.views[view].gridsize
     fields: dict[str, Any] = {
         "dose": dose, "view": view, "gridsize": gridsize, "neighbor_count": study.neighbor_count,
+        "training_data": mode, "regime_spacing_px": spacing, "training_dataset": dataset,
         "n_positions": problem.n_positions, "training_parameters": training.model_dump(mode="json"),
     }
-    reason = _not_trainable_reason(scan_view, problem.n_positions, gridsize)
+    reason = _not_trainable_reason(train_data if mode == "view" else {}, problem, gridsize)
     if reason is not None:
-        logger.warning("PINN %s skipped: %s", job, reason)
-        history = {"status": "skipped", "reason": reason, **fields}
-        metadata = add_stage(scan_view.get("_metadata"), "training", history)
-        return unusable_checkpoint("skipped", reason, metadata), history
+        return _skipped_training(train_data, fields, reason, job)
 
     device = resolve_device(training.device)
     seed = derive_seed(study.root_seed, "pinn", dose, view)
-    groups = training_groups(problem.ycoords, problem.xcoords, gridsize, study.neighbor_count,
-                             training.groups_per_anchor, rng_for(study.root_seed, "pinn_grouping", dose, view))
+    rng = rng_for(study.root_seed, "pinn_grouping", dose, view)
+    fitted, held_out = split_positions(problem.n_positions, training.validation_fraction, rng)
+    try:
+        groups = _groups_of(fitted, problem, gridsize, spacing, study, training, rng)
+    except ValueError as exc:
+        return _skipped_training(train_data, fields, f"no training group: {exc}", job)
+    try:
+        validation = _groups_of(held_out, problem, gridsize, spacing, study, training, rng) if held_out.size else None
+    except ValueError:
+        validation = None  # too few held-out positions for a group: the training loss is monitored
     config = PINNConfig(
         patch_size=study.patch_size, gridsize=gridsize, width=training.network.width,
         n_blocks=training.network.n_blocks, input_scale=input_scale_for(problem.counts),
         merge_epsilon=training.merge_epsilon, trainable_intensity_scale=training.trainable_intensity_scale,
     )
-    model = build_model(config, problem.probe, seed, str(device))
-    logger.info("PINN %s: %d positions, %d groups of %d, %s", job, problem.n_positions, len(groups),
-                groups.group_size, describe_device(device))
+    candidates = [build_model(config, problem.probe, derive_seed(seed, "initialisation", k), str(device))
+                  for k in range(training.initialisations)]
+    logger.info("PINN %s: %s data, %d positions (%d held out), %d groups of %d, %d initialisation(s), %s", job, mode,
+                problem.n_positions, held_out.size, len(groups), groups.group_size, len(candidates),
+                describe_device(device))
     started = time.perf_counter()
     with peak_memory(device) as memory:
-        history = fit(model, problem.counts, groups, training, seed, description=f"PINN {job}")
+        model, history = fit(candidates, problem.counts, groups, validation, training, seed,
+                             description=f"PINN {job}")
     fields.update(
-        n_groups=len(groups), seed=seed, device=describe_device(device), runtime_s=time.perf_counter() - started,
-        amplitude_factor=model.amplitude_factor, **memory,
+        n_groups=len(groups), n_validation_positions=int(held_out.size), seed=seed, device=describe_device(device),
+        runtime_s=time.perf_counter() - started, amplitude_factor=model.amplitude_factor, **memory,
     )
     history.update(fields)
-    logger.info("PINN %s: %s after %d epochs, train loss %s, validation loss %s, %.1f s", job, history["status"],
-                history["epochs_run"], history["final_train_loss"], history["final_validation_loss"],
+    logger.info("PINN %s: %s after %d epochs (%s; best %s), validation loss %s, %.1f s", job, history["status"],
+                history["epochs_run"], history["stop_reason"], history["best_epoch"], history["best_validation_loss"],
                 fields["runtime_s"])
     summary = {key: value for key, value in history.items()
                if key not in ("epoch", "train_loss", "validation_loss", "learning_rate", "epoch_seconds")}
-    metadata = add_stage(scan_view.get("_metadata"), "training", summary)
+    metadata = add_stage(train_data.get("_metadata"), "training", summary)
     if history["status"] != "ok":
         return unusable_checkpoint(history["status"], history["reason"], metadata), history
     return to_checkpoint(model, metadata), history
+
+
+def _skipped_training(train_data: dict[str, Any], fields: dict[str, Any], reason: str,
+                      job: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    logger.warning("PINN %s skipped: %s", job, reason)
+    history = {"status": "skipped", "reason": reason, **fields}
+    return unusable_checkpoint("skipped", reason, add_stage(train_data.get("_metadata"), "training", history)), history
 
 
 def _unusable_object(metadata: dict[str, Any] | None, status: str, reason: str) -> dict[str, Any]:
@@ -144,10 +188,10 @@ def _infer(problem: LSQMLProblem, scan_view: dict[str, Any], checkpoint: dict[st
     model = from_checkpoint(checkpoint, str(device))
     with peak_memory(device) as memory:
         result = reconstruct(model, problem.counts, problem.ycoords, problem.xcoords, problem.canvas_origin_yx,
-                             problem.canvas_shape, training.stitch_crop_fraction, training.inference_batch_size)
+                             problem.canvas_shape, training.stitch_min_weight, training.inference_batch_size)
     seconds = result["predict_seconds"] + result["stitch_seconds"]
     record.update(
-        n_groups=result["n_groups"], crop_px=result["crop_px"], canvas_shape=list(problem.canvas_shape),
+        n_groups=result["n_groups"], canvas_shape=list(problem.canvas_shape),
         predict_seconds=result["predict_seconds"], stitch_seconds=result["stitch_seconds"],
         throughput_patterns_per_s={"predict": problem.n_positions / result["predict_seconds"],
                                    "predict_and_stitch": problem.n_positions / seconds},
