@@ -6,7 +6,10 @@ three reconstruction arms made from the truth the way reconstructions differ fro
 itself (today: the flat floor and the truth ceiling on the cell's support; before the support
 scoring: the truth). Each (version, size) runs in a fresh Python process that imports the
 package from that version's ``src`` and reads that version's ``conf/base``; the reference
-is checked out in a temporary git worktree. One warm-up cell (torch start-up) is not timed.
+is checked out in a temporary git worktree; the child calls ``score_view_cell`` in the signature
+that version has (typed contract values and a ``Cell`` since the contracts refactor, payload dicts
+and dose/view/split/namespace keywords before it), timing each version's checks of its inputs
+with the scoring. One warm-up cell (torch start-up) is not timed.
 Printed per size: the median seconds of one cell and the peak resident memory added while
 scoring (VmHWM after − VmRSS before, Linux), for both versions, and this / reference.
 
@@ -16,13 +19,16 @@ scoring (VmHWM after − VmRSS before, Linux), for both versions, and this / ref
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -34,6 +40,7 @@ SIZES = {  # name → (N, object side, positions over both splits)
     "paper": (128, 768, 6672),
     "test": (32, 192, 200),
 }
+CELL = {"dose": 1e5, "view": "baseline", "split": "test"}
 
 
 def _proc_status_kib(field: str) -> int:
@@ -64,6 +71,40 @@ def _arms(truth: np.ndarray, y: np.ndarray, x: np.ndarray, patch_size: int) -> d
     return arms
 
 
+def _cell_scorer(study: Any, comparison: Any, truth: np.ndarray, probe: np.ndarray, y: np.ndarray, x: np.ndarray,
+                 arms: dict[str, dict]) -> Callable[[], dict]:
+    """One cell's ``score_view_cell`` call, in the signature of the imported version; it returns the scores."""
+    from fly64_kedro.pipelines.comparison.nodes import score_view_cell
+
+    if "cell" in inspect.signature(score_view_cell).parameters:
+        return _contract_scorer(score_view_cell, study, comparison, truth, probe, y, x, arms)
+    ground_truth = {"objectGuess": truth, "probeGuess": probe}
+    view = {"ycoords": y, "xcoords": x, "probeGuess": probe}
+    return lambda: score_view_cell(ground_truth, view, study, comparison, **CELL, namespace="dose_100000", **arms)[0]
+
+
+def _contract_scorer(score_view_cell: Callable, study: Any, comparison: Any, truth: np.ndarray, probe: np.ndarray,
+                     y: np.ndarray, x: np.ndarray, arms: dict[str, dict]) -> Callable[[], dict]:
+    """The call since the contracts refactor: typed values and a ``Cell``.
+
+    The values are checked where they are loaded (``from_payload``), which the call times
+    with the scoring, as the node itself checked its payloads before. The scan view's
+    patterns are zeros that take no memory: the scoring reads only its positions and probe.
+    """
+    from fly64_kedro.contracts import GroundTruth, ObjectEstimate, ScanView
+    from fly64_kedro.parameters.study import Cell
+
+    patterns = np.broadcast_to(np.float32(0), (y.size, *probe.shape))
+    scan_view = ScanView(patterns, y, x, np.arange(y.size), probe, 1.0)
+
+    def one_cell() -> dict:
+        ground_truth = GroundTruth.from_payload({"objectGuess": truth, "probeGuess": probe}, "ground_truth")
+        estimates = {method: ObjectEstimate.from_payload(payload, method) for method, payload in arms.items()}
+        return score_view_cell(ground_truth, scan_view, study, comparison, cell=Cell(**CELL), **estimates)[0]
+
+    return one_cell
+
+
 def child(size: str, repeats: int, root: Path) -> dict:
     """Measure one size with the package and configuration of ``root``; medians and peak memory."""
     sys.path.insert(0, str(root / "src"))
@@ -71,7 +112,6 @@ def child(size: str, repeats: int, root: Path) -> dict:
     from fly64_kedro.parameters.comparison import ComparisonParams
     from fly64_kedro.physics.ground_truth import synthesize_object, synthesize_probe
     from fly64_kedro.physics.scan import random_positions, spatial_split_masks
-    from fly64_kedro.pipelines.comparison.nodes import score_view_cell
 
     def conf(name: str) -> dict:
         return yaml.safe_load((root / "conf" / "base" / f"parameters{name}.yml").read_text())
@@ -86,15 +126,7 @@ def child(size: str, repeats: int, root: Path) -> dict:
     y, x = random_positions(truth.shape, patch_size, n_positions, np.random.default_rng(2))
     test = spatial_split_masks(y)[1]
     y, x = y[test], x[test]
-    ground_truth = {"objectGuess": truth, "probeGuess": probe}
-    view = {"ycoords": y, "xcoords": x, "probeGuess": probe}
-    arms = _arms(truth, y, x, patch_size)
-
-    def one_cell() -> dict:
-        scores, _ = score_view_cell(ground_truth, view, study, comparison, dose=1e5, view="baseline", split="test",
-                                    namespace="dose_100000", **arms)
-        return scores
-
+    one_cell = _cell_scorer(study, comparison, truth, probe, y, x, _arms(truth, y, x, patch_size))
     scores = one_cell()  # warm-up
     rss_before = _proc_status_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS

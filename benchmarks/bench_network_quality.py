@@ -54,6 +54,7 @@ def child(seed: int, dose: float, view: str, data: str, cache: Path) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    from fly64_kedro.parameters.study import Cell
     from fly64_kedro.pipelines.comparison.nodes import score_view_cell
     from fly64_kedro.pipelines.selection.nodes import select_scan_views
     from fly64_kedro.pipelines.simulation import nodes as simulation
@@ -62,18 +63,15 @@ def child(seed: int, dose: float, view: str, data: str, cache: Path) -> dict:
     p = _parameters(seed, data)
     study = p["study"]
     truth = simulation.synthesize_ground_truth(p["ground_truth"], study)
-    probe = simulation.prepare_probe(truth, study)
+    probe = simulation.prepare_probe(truth)
     positions = simulation.draw_scan_positions(truth, study, p["scan"])
     train, test = simulation.split_measurements(simulation.simulate_diffraction(truth, probe, positions, study,
-                                                                                dose=dose), study)
-
-    def views(name: str) -> tuple[dict, dict]:
-        return select_scan_views(train, test, probe, study, p["selection"], dose=dose, view=name)
-
+                                                                                cell=Cell(dose)), study)
+    network = Cell(dose, view)
     started = time.perf_counter()
     regime = study.views[view].gridsize > 1 and data == "regime"
-    view_train, view_test = views(view)
-    model, history = train_pinn(train if regime else view_train, study, p["training"], dose=dose, view=view)
+    view_train, view_test = select_scan_views(train, test, probe, study, p["selection"], cell=network)
+    model, history = train_pinn(train if regime else view_train, study, p["training"], cell=network)
     seconds = time.perf_counter() - started
     arms = {}
     gs1 = None
@@ -82,13 +80,12 @@ def child(seed: int, dose: float, view: str, data: str, cache: Path) -> dict:
         torch.save(model, stored)
     else:
         gs1 = torch.load(stored, weights_only=True)
-    outputs = reconstruct_with_pinn(view_test, model, study, p["training"], gs1, dose=dose, view=view, split="test",
-                                    **({"gs1_view": "baseline"} if gs1 else {}))
+    cell = network.with_split("test")
+    outputs = reconstruct_with_pinn(view_test, model, study, p["training"], gs1, cell=cell)
     arms["pinn"] = outputs["object"]
     if gs1:
         arms["pinn_gs1"] = outputs["gs1_object"]
-    scores, _ = score_view_cell(truth, view_test, study, p["comparison"], dose=dose, view=view, split="test",
-                                namespace="bench", **arms)
+    scores, _ = score_view_cell(truth, view_test, study, p["comparison"], cell=cell, **arms)
     phase = {row["method"]: row["value"] for row in scores["rows"]
              if row["component"] == "phase" and row["metric"] == "ms_ssim"}
     return {"seed": seed, "dose": dose, "view": view, "data": data, "seconds": seconds,

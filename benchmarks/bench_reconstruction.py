@@ -4,7 +4,8 @@
     OMP_NUM_THREADS=2 python benchmarks/bench_reconstruction.py scaling
     python benchmarks/bench_reconstruction.py scaling --device cuda      # on a GPU machine
 
-``overhead``: the project's node (validation, pty-chi, result checks, record, state restore)
+``overhead``: the project's path (the scan-view contract check ``ScanView.from_payload`` that
+runs when the view is loaded, then the node: pty-chi, result checks, record, state restore)
 against pty-chi called directly with the same options and data, interleaved, median of
 ``--repeats`` runs each; the ratio should be ≤ 1.05.
 ``scaling``: seconds per epoch and peak memory against the number of positions (100,
@@ -25,18 +26,22 @@ from typing import Any
 
 import numpy as np
 
+from fly64_kedro.contracts import ScanView, SelectionTelemetry
 from fly64_kedro.parameters import StudyDesign
-from fly64_kedro.parameters.reconstruction import LSQMLParams
+from fly64_kedro.parameters.reconstruction import ReconstructionParams
+from fly64_kedro.parameters.study import Cell
 from fly64_kedro.physics import forward, ground_truth, scan
 from fly64_kedro.pipelines.reconstruction.nodes import reconstruct_view
-from fly64_kedro.reconstruction import lsqml_options, preserved_torch_state, problem_from_view, ptychi_task_inputs
-from fly64_kedro.reconstruction.runtime import resolve_device
+from fly64_kedro.reconstruction import ENGINES, Problem, RunSettings, run_engine, task_inputs
+from fly64_kedro.runtime import preserved_torch_state, resolve_device
 
 DENSITY = 720 / 320**2  # positions per px² of the scanned area in the default study
 SCALING_CASES = [  # (positions, N, epochs, batch size); batch 500 shows the per-minibatch whole-canvas cost
     (100, 64, 20, 50), (1000, 64, 5, 50), (10304, 64, 2, 50), (10304, 64, 2, 500),
     (100, 128, 10, 50), (1000, 128, 3, 50), (10304, 128, 2, 50), (10304, 128, 2, 500),
 ]
+ENGINE = "lsqml"
+CELL = Cell(1e4, "baseline", "train")
 
 
 def synthetic_view(n_positions: int, patch_size: int, dose: float = 1e4, seed: int = 0) -> dict[str, Any]:
@@ -50,29 +55,53 @@ def synthetic_view(n_positions: int, patch_size: int, dose: float = 1e4, seed: i
     scale = forward.intensity_scale_for_dose(expected, dose)
     expected *= np.float32(scale)
     counts = forward.poisson_counts(expected, rng)
-    metadata = {"selection_strategy": "all", "acceptance_rate": 1.0, "spacing_threshold": None,
-                "n_accepted": n_positions, "n_rejected": 0, "measured_overlap": None,
-                "min_positions": {"lsqml": 2, "pinn": 1}, "sufficient_for": {"lsqml": True, "pinn": True}}
     return {"diffraction": np.sqrt(counts), "ycoords": y, "xcoords": x, "scan_index": np.arange(n_positions),
-            "probeGuess": probe, "intensity_scale": np.array(scale), "_metadata": metadata}
+            "probeGuess": probe, "intensity_scale": np.array(scale),
+            "_metadata": _keep_all_telemetry(n_positions, dose, ground_truth.measure_probe_diameter(probe))}
 
 
-def _params(epochs: int, device: str, batch_size: int = 50) -> LSQMLParams:
-    return LSQMLParams(num_epochs=epochs, batch_size=batch_size, canvas_margin_px=2, device=device,
-                       progress_bar_delay_s=1e9)
+def _keep_all_telemetry(n_positions: int, dose: float, probe_diameter_px: float) -> dict[str, Any]:
+    """Selection telemetry of a gridsize-1 view of ``CELL`` that kept every position."""
+    return SelectionTelemetry(
+        dose=dose, view=CELL.view, split=CELL.split, selection_strategy="all", acceptance_rate=1.0,
+        spacing_threshold=None, n_accepted=n_positions, n_rejected=0, overlap_fraction=None,
+        direct_acceptance_rate=None, geometry_acceptance_bound=None, effective_min_acceptance=None, below_floor=False,
+        strategy_decision=None, n_input_positions=n_positions, probe_diameter_px=probe_diameter_px,
+        measured_overlap=None, measured_overlap_neighbors=0, gridsize=1, min_positions={"iterative": 2, "pinn": 1},
+        sufficient_for={"iterative": True, "pinn": True},
+    ).model_dump()
 
 
-def _direct(view: dict[str, Any], params: LSQMLParams, patch_size: int, seed: int) -> float:
+def _params(epochs: int, device: str, batch_size: int = 50) -> ReconstructionParams:
+    return ReconstructionParams(engines=[ENGINE], options={ENGINE: {"num_epochs": epochs, "batch_size": batch_size}},
+                                canvas_margin_px=2, device=device, progress_bar_delay_s=1e9)
+
+
+def _problem(view: dict[str, Any], margin_px: int) -> Problem:
+    """The checked scan-view payload as a reconstruction problem on its canvas."""
+    return Problem.from_measurements(ScanView.from_payload(view, "bench"), margin_px)
+
+
+def _direct(view: dict[str, Any], params: ReconstructionParams, seed: int) -> float:
     """pty-chi alone: the same options and arrays, ``task.run()`` once, object to numpy."""
     from ptychi.api.task import PtychographyTask
 
-    problem = problem_from_view(view, "bench", patch_size, params.canvas_margin_px)
+    problem = _problem(view, params.canvas_margin_px)
     start = time.perf_counter()
     with preserved_torch_state():
-        task = PtychographyTask(lsqml_options(params, resolve_device(params.device), seed), **ptychi_task_inputs(problem))
+        options = ENGINES[ENGINE].ptychi_options(params.options[ENGINE], resolve_device(params.device), params.dtype,
+                                                 seed)
+        task = PtychographyTask(options, **task_inputs(problem))
         task.run()
         task.get_data_to_cpu("object", as_numpy=True)
     return time.perf_counter() - start
+
+
+def _node(view: dict[str, Any], params: ReconstructionParams, study: StudyDesign) -> tuple[float, dict[str, Any]]:
+    """The project's path: the contract check of the loaded view, then the node; (seconds, job record)."""
+    start = time.perf_counter()
+    _, record = reconstruct_view(ScanView.from_payload(view, "bench"), params, study, cell=CELL, engine=ENGINE)
+    return time.perf_counter() - start, record
 
 
 def overhead(args: argparse.Namespace) -> None:
@@ -83,17 +112,15 @@ def overhead(args: argparse.Namespace) -> None:
     view = synthetic_view(n_positions, patch_size)
     params = _params(args.epochs, args.device)
     study = StudyDesign(doses=[1e4], patch_size=patch_size, views={"baseline": {}}, neighbor_count=1, root_seed=0)
-    seed = reconstruct_view(view, _params(1, args.device), study, dose=1e4, view="baseline", split="train")[1]["seed"]
-    _direct(view, _params(1, args.device), patch_size, seed)  # both warmed up: imports, allocator
+    seed = _node(view, _params(1, args.device), study)[1]["seed"]
+    _direct(view, _params(1, args.device), seed)  # both warmed up: imports, allocator
     node, direct = [], []
     for repeat in range(args.repeats):
         for which in (("node", "direct") if repeat % 2 == 0 else ("direct", "node")):  # alternate the order
             if which == "direct":
-                direct.append(_direct(view, params, patch_size, seed))
+                direct.append(_direct(view, params, seed))
                 continue
-            start = time.perf_counter()
-            reconstruct_view(view, params, study, dose=1e4, view="baseline", split="train")
-            node.append(time.perf_counter() - start)
+            node.append(_node(view, params, study)[0])
     node_median, direct_median = statistics.median(node), statistics.median(direct)
     print(f"overhead: {n_positions} positions, N = {patch_size}, {args.epochs} epochs, {args.repeats} runs each, "
           f"device {args.device}")
@@ -107,12 +134,11 @@ def one_case(args: argparse.Namespace) -> None:
     """Run one scaling case and print its numbers as JSON (called in a fresh process)."""
     import warnings
 
-    from fly64_kedro.reconstruction import run_lsqml
-
     warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
-    view = synthetic_view(args.positions, args.patch_size)
-    problem = problem_from_view(view, "bench", args.patch_size, 2)
-    result = run_lsqml(problem, _params(args.epochs, args.device, args.batch_size), seed=1)
+    params = _params(args.epochs, args.device, args.batch_size)
+    problem = _problem(synthetic_view(args.positions, args.patch_size), params.canvas_margin_px)
+    settings = RunSettings(params.device, params.dtype, params.progress_bar_delay_s)
+    result = run_engine(ENGINES[ENGINE], params.options[ENGINE], problem, settings, seed=1, label="bench")
     print(json.dumps({"positions": args.positions, "N": args.patch_size, "epochs": args.epochs,
                       "batch_size": args.batch_size,
                       "canvas": list(problem.canvas_shape), "s_per_epoch": result.run_s / result.epochs_completed,

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import latest_version, make_project_copy, run_kedro  # noqa: E402
+from kedro_project import TEST_DATA, latest_version, make_project_copy, run_kedro  # noqa: E402
 
 RUNNERS = ("SequentialRunner", "ThreadRunner", "ParallelRunner", "fly64_kedro.runners.DaskRunner")
 
@@ -30,7 +30,7 @@ def measure(project: Path, runner: str, pipeline: str) -> tuple[float, float, fl
     start = time.perf_counter()
     run_kedro(project, "run", "--env", "test", "--pipelines", pipeline, "--runner", runner)
     command = time.perf_counter() - start
-    record = json.loads(latest_version(project / "data" / "08_reporting" / "run_provenance.json").read_text())
+    record = json.loads(latest_version(project / TEST_DATA / "08_reporting" / "run_provenance.json").read_text())
     return command, record["wall_seconds"], record["node_seconds_total"]
 
 

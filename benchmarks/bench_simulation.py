@@ -22,12 +22,16 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.fft
+from kedro.config import OmegaConfigLoader
 
-from fly64_kedro.parameters import GroundTruthParams, ScanParams, StudyDesign
+from fly64_kedro.contracts import GroundTruth, Probe, ScanPositions
+from fly64_kedro.parameters import StudyDesign, validate_parameters
+from fly64_kedro.parameters.study import Cell
 from fly64_kedro.physics.forward import (
     extract_patches,
     far_field_intensity,
@@ -36,24 +40,24 @@ from fly64_kedro.physics.forward import (
     poisson_counts,
     usable_cores,
 )
-from fly64_kedro.pipelines.jobs import load_parameters
 from fly64_kedro.pipelines.simulation import nodes
+from fly64_kedro.settings import CONFIG_LOADER_ARGS
 
+ROOT = Path(__file__).resolve().parents[1]
 FLY64_POSITIONS = 10_304
 
 
-def build_inputs(patch_size: int, n_positions: int) -> tuple[dict, dict, dict, StudyDesign]:
-    """Ground truth, probe and scan payloads of ``conf/base`` scaled to N and n positions."""
-    raw = load_parameters()
-    study = StudyDesign.model_validate({**raw["study"], "patch_size": patch_size})
-    gt_raw = raw["ground_truth"]
-    ground_truth_params = GroundTruthParams.model_validate(
-        {**gt_raw, "object": {**gt_raw["object"], "size": 6 * patch_size}}
-    )
-    scan = ScanParams.model_validate({**raw["scan"], "n_positions": n_positions})
-    ground_truth = nodes.synthesize_ground_truth(ground_truth_params, study)
-    probe = nodes.prepare_probe(ground_truth, study)
-    positions = nodes.draw_scan_positions(ground_truth, study, scan)
+def build_inputs(patch_size: int, n_positions: int) -> tuple[GroundTruth, Probe, ScanPositions, StudyDesign]:
+    """Ground truth, probe and scan positions of ``conf/base`` (with ``conf/local``) scaled to N and n positions."""
+    raw = OmegaConfigLoader(conf_source=str(ROOT / "conf"), **CONFIG_LOADER_ARGS)["parameters"]
+    raw["study"]["patch_size"] = patch_size
+    raw["ground_truth"]["object"]["size"] = 6 * patch_size
+    raw["scan"]["n_positions"] = n_positions
+    parameters = validate_parameters(raw)
+    study = parameters["study"]
+    ground_truth = nodes.synthesize_ground_truth(parameters["ground_truth"], study)
+    probe = nodes.prepare_probe(ground_truth)
+    positions = nodes.draw_scan_positions(ground_truth, study, parameters["scan"])
     return ground_truth, probe, positions, study
 
 
@@ -68,8 +72,8 @@ def median_seconds(func: Any, repeats: int) -> float:
 
 def throughput(patch_size: int, n_positions: int, repeats: int) -> None:
     ground_truth, probe, positions, study = build_inputs(patch_size, n_positions)
-    obj, probe_array = ground_truth["objectGuess"], probe["probeGuess"]
-    exit_waves = extract_patches(obj, positions["ycoords"], positions["xcoords"], patch_size) * probe_array
+    obj, probe_array = ground_truth.obj, probe.probe
+    exit_waves = extract_patches(obj, positions.ycoords, positions.xcoords, patch_size) * probe_array
     intensity = far_field_intensity(exit_waves)
 
     def reference() -> None:
@@ -79,7 +83,7 @@ def throughput(patch_size: int, n_positions: int, repeats: int) -> None:
     print(f"{'dose':>8} {'simulation pat/s':>17} {'batched FFT pat/s':>18} {'ratio':>6}")
     for dose in study.doses:
         def simulate(dose: float = dose) -> None:
-            nodes.simulate_diffraction(ground_truth, probe, positions, study, dose=dose)
+            nodes.simulate_diffraction(ground_truth, probe, positions, study, cell=Cell(dose))
 
         t_sim, t_fft = [], []
         for _ in range(repeats):  # interleaved, so machine load affects both alike
@@ -90,12 +94,12 @@ def throughput(patch_size: int, n_positions: int, repeats: int) -> None:
 
     expected = intensity * np.float32(intensity_scale_for_dose(intensity, study.doses[-1]))
     stages = {
-        "extract patches": lambda: extract_patches(obj, positions["ycoords"], positions["xcoords"], patch_size),
+        "extract patches": lambda: extract_patches(obj, positions.ycoords, positions.xcoords, patch_size),
         "probe × patch": lambda: exit_waves * probe_array,
         "batched FFT (reference)": reference,
         "far-field intensity (one call)": lambda: far_field_intensity(exit_waves),
         "noiseless intensity (batched)": lambda: noiseless_intensity(
-            obj, probe_array, positions["ycoords"], positions["xcoords"]),
+            obj, probe_array, positions.ycoords, positions.xcoords),
         f"Poisson counts (dose {study.doses[0]:.0e})": lambda: poisson_counts(
             intensity * np.float32(intensity_scale_for_dose(intensity, study.doses[0])), np.random.default_rng(0)),
         f"Poisson counts (dose {study.doses[-1]:.0e})": lambda: poisson_counts(expected, np.random.default_rng(0)),
@@ -109,13 +113,13 @@ def peak_memory(patch_size: int, n_positions: int) -> dict[str, float]:
     ground_truth, probe, positions, study = build_inputs(patch_size, n_positions)
     tracemalloc.start()
     baseline = tracemalloc.get_traced_memory()[0]
-    result = nodes.simulate_diffraction(ground_truth, probe, positions, study, dose=study.doses[0])
+    result = nodes.simulate_diffraction(ground_truth, probe, positions, study, cell=Cell(study.doses[0]))
     peak = tracemalloc.get_traced_memory()[1] - baseline
     tracemalloc.stop()
     gib = 2.0**30
     return {
         "peak_traced_gib": peak / gib,
-        "output_diffraction_gib": result["diffraction"].nbytes / gib,
+        "output_diffraction_gib": result.diffraction.nbytes / gib,
         "max_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / gib,
     }
 

@@ -4,14 +4,16 @@ Synthetic scans at N = 64 (object and scan as conf/base) and N = 128 (as conf/pa
 counts at 1e4 photons, the spatial train/test split. Networks are untrained (throughput
 does not depend on the weights) and built from the environments' parameters:
 
-* training: ``pinn.training.fit`` for one epoch on the train split, groups (and patterns
-  = groups·C) per second of optimisation, median over repeats, for the quick network
+* training: ``pinn.training.fit`` for one epoch on the train split (one network, no
+  validation groups; the epoch draws one pattern per position from the first
+  ``--max-train-groups`` groups), groups (and patterns = groups·C) per second of
+  optimisation, median over repeats, for the quick network
   (conf/base) at gridsize 1 and 2 and for the original networks (conf/paper: N = 128;
   [32, 64, 128]·2 filters at N = 64);
 * inference: ``pinn.inference.reconstruct`` on the test split, patterns per second of
   prediction alone and of prediction plus stitching, median over repeats after a warm-up;
-* LSQML: ``reconstruction.lsqml.run_lsqml`` (pty-chi) on the same test split with the
-  configured epochs (conf/base/parameters_reconstruction.yml), patterns per second over the
+* LSQML: ``reconstruction.run_engine`` with ``ENGINES["lsqml"]`` (pty-chi) on the same test split
+  with the configured options (conf/base/parameters_reconstruction.yml), patterns per second over the
   epochs (the paper's definition) and over task build plus epochs; then the ratio of PINN
   inference to LSQML, next to the overlap-free paper's 36× (2.6k vs 71 patterns/s, one GPU,
   128², excluding stitching).
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 import yaml
 
-from fly64_kedro.parameters.reconstruction import LSQMLParams
+from fly64_kedro.parameters.reconstruction import ReconstructionParams
 from fly64_kedro.parameters.training import TrainingParams
 from fly64_kedro.physics import forward, ground_truth, scan
 from fly64_kedro.physics.geometry import canvas_for_positions
@@ -39,7 +41,7 @@ from fly64_kedro.pinn.grouping import training_groups
 from fly64_kedro.pinn.inference import reconstruct
 from fly64_kedro.pinn.network import PINNConfig, build_model, input_scale_for
 from fly64_kedro.pinn.training import fit
-from fly64_kedro.reconstruction.lsqml import LSQMLProblem, run_lsqml
+from fly64_kedro.reconstruction import ENGINES, Problem, RunSettings, run_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = {64: "base", 128: "paper"}  # N → the environment whose object and scan size it uses
@@ -93,15 +95,15 @@ def training_rate(params: TrainingParams, data: dict[str, Any], patch_size: int,
     groups = training_groups(y, x, gridsize, 7, params.groups_per_anchor, np.random.default_rng(0))
     keep = min(len(groups), max_groups)
     groups = type(groups)(groups.indices[:keep], groups.offsets[:keep])
-    one_epoch = params.model_copy(update={"epochs": 1, "validation_fraction": 0.0})
+    one_epoch = params.model_copy(update={"max_epochs": 1})
     rates = []
     for repeat in range(repeats + 1):  # the first epoch warms up allocators and kernels
         model = _model(params, patch_size, gridsize, data["probe"], counts)
-        history = fit(model, counts, groups, one_epoch, seed=repeat)
+        _, history = fit([model], counts, groups, None, one_epoch, seed=repeat)
         if repeat:
             rates.append(history["throughput_groups_per_s"])
     rate = statistics.median(rates)
-    return rate, rate * gridsize**2, keep
+    return rate, rate * gridsize**2, min(history["groups_per_epoch"], history["n_train_groups"])
 
 
 def inference_rates(params: TrainingParams, data: dict[str, Any], patch_size: int, gridsize: int,
@@ -112,7 +114,7 @@ def inference_rates(params: TrainingParams, data: dict[str, Any], patch_size: in
     model = _model(params, patch_size, gridsize, data["probe"], counts)
     predict, total = [], []
     for repeat in range(repeats + 1):
-        result = reconstruct(model, counts, y, x, origin, shape, params.stitch_crop_fraction,
+        result = reconstruct(model, counts, y, x, origin, shape, params.stitch_min_weight,
                              params.inference_batch_size)
         if repeat:
             predict.append(y.size / result["predict_seconds"])
@@ -122,12 +124,16 @@ def inference_rates(params: TrainingParams, data: dict[str, Any], patch_size: in
 
 def lsqml_rates(data: dict[str, Any], device: str) -> tuple[float, float, int]:
     """LSQML patterns/s over its epochs and over build + epochs, test split, configured parameters."""
-    values = _merged(_section("base", "reconstruction")["lsqml"], {"device": device, "progress_bar_delay_s": 1e9})
-    params = LSQMLParams.model_validate(values)
+    values = _merged(_section("base", "reconstruction")["reconstruction"],
+                     {"device": device, "progress_bar_delay_s": 1e9})
+    params = ReconstructionParams.model_validate(values)
+    options = params.options["lsqml"]
     counts, y, x = data["test"]
-    problem = LSQMLProblem.on_canvas(counts, data["probe"], y, x, params.canvas_margin_px)
-    result = run_lsqml(problem, params, seed=0)
-    return y.size / result.run_s, y.size / (result.build_s + result.run_s), params.num_epochs
+    origin, shape = canvas_for_positions(y, x, data["probe"].shape[0], params.canvas_margin_px)
+    problem = Problem(counts, data["probe"], y, x, origin, shape)
+    settings = RunSettings(params.device, params.dtype, params.progress_bar_delay_s)
+    result = run_engine(ENGINES["lsqml"], options, problem, settings, seed=0, label="LSQML")
+    return y.size / result.run_s, y.size / (result.build_s + result.run_s), options.num_epochs
 
 
 def main() -> None:
@@ -138,7 +144,7 @@ def main() -> None:
     parser.add_argument("--positions-128", type=int, default=720,
                         help="positions over both splits at N = 128 (conf/paper's own count if 0; fewer keeps LSQML "
                              "short on a CPU)")
-    parser.add_argument("--max-train-groups", type=int, default=256, help="groups per timed training epoch")
+    parser.add_argument("--max-train-groups", type=int, default=256, help="training groups a timed epoch draws from")
     args = parser.parse_args()
     device = args.device
     where = (torch.cuda.get_device_name(device) if device.startswith("cuda")

@@ -1,4 +1,4 @@
-"""Helpers for tests that run `kedro` in a subprocess on a temporary copy of the project.
+"""Helpers for tests that run `kedro` in a subprocess on a temporary copy of the project, or read its conf.
 
 Imported as `from kedro_project import …` (``tests/`` is on ``sys.path`` through its conftest)."""
 
@@ -9,8 +9,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kedro.config import OmegaConfigLoader
+from kedro.pipeline import Pipeline
+
+from fly64_kedro.pipeline_registry import create_pipelines
+from fly64_kedro.settings import CONFIG_LOADER_ARGS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KEDRO = str(Path(sys.executable).parent / "kedro")
@@ -19,7 +25,7 @@ TEST_DATA = Path("data") / "test"
 
 
 def make_project_copy(destination: Path) -> Path:
-    """A runnable copy of the project (conf, pyproject, an empty data directory) under ``destination``.
+    """A runnable copy of the project under ``destination``: conf, pyproject, the empty data layers of a clone.
 
     The package itself is imported from the installed (editable) source, so only
     configuration and data live in the copy; runs there never touch the real ``data/``.
@@ -30,7 +36,8 @@ def make_project_copy(destination: Path) -> Path:
     (destination / "src").mkdir(exist_ok=True)  # kedro's startup requires the source dir to exist
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy2(PROJECT_ROOT / name, destination / name)
-    (destination / "data").mkdir(exist_ok=True)
+    for layer in sorted((PROJECT_ROOT / "data").glob("0*_*")):  # the layer folders a fresh clone has, empty
+        (destination / "data" / layer.name).mkdir(parents=True, exist_ok=True)
     return destination
 
 
@@ -57,3 +64,18 @@ def latest_version(path: Path) -> Path:
     if not versions:
         raise FileNotFoundError(f"no versions under {path}")
     return versions[-1] / path.name
+
+
+def config_loader(env: str | None = None, project: Path = PROJECT_ROOT) -> OmegaConfigLoader:
+    """The project's configuration in ``env`` as Kedro loads it (None: conf/base with conf/local)."""
+    return OmegaConfigLoader(conf_source=str(project / "conf"), env=env, **CONFIG_LOADER_ARGS)
+
+
+def project_parameters(env: str | None = None, project: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Raw parameters of ``env`` (None: conf/base with conf/local)."""
+    return config_loader(env, project)["parameters"]
+
+
+def project_pipelines(env: str | None = None, project: Path = PROJECT_ROOT) -> dict[str, Pipeline]:
+    """The registered pipelines as ``kedro run --env <env>`` builds them."""
+    return create_pipelines(project_parameters(env, project))

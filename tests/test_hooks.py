@@ -11,14 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kedro_project import TEST_DATA, latest_version, run_kedro
-from kedro.config import OmegaConfigLoader
 from kedro.framework.hooks.manager import _create_hook_manager
 from kedro.io import DataCatalog, MemoryDataset, Version
 from kedro.pipeline import Node, Pipeline
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.partitions import PartitionedDataset
+from kedro_project import (
+    TEST_DATA,
+    latest_version,
+    project_parameters,
+    project_pipelines,
+    run_kedro,
+)
 
 from fly64_kedro.hooks import (
     NODE_RECORDS,
@@ -27,22 +32,11 @@ from fly64_kedro.hooks import (
     ProvenanceHooks,
     _git_state,
 )
-from fly64_kedro.pipeline_registry import register_pipelines
-from fly64_kedro.pipelines.jobs import remember_config_loader
-from fly64_kedro.settings import CONFIG_LOADER_ARGS
-
-
-def _config(project: Path, env: str) -> OmegaConfigLoader:
-    return OmegaConfigLoader(conf_source=str(project / "conf"), env=env, **CONFIG_LOADER_ARGS)
 
 
 def _registered_nodes(project: Path, env: str, pipeline: str) -> dict[str, Node]:
     """The nodes of a registered pipeline as the project's ``--env`` builds it."""
-    remember_config_loader(_config(project, env))
-    try:
-        return {node.name: node for node in register_pipelines()[pipeline].nodes}
-    finally:
-        remember_config_loader(None)
+    return {node.name: node for node in project_pipelines(env, project)[pipeline].nodes}
 
 
 def _assert_contains(recorded: Any, configured: Any, where: str = "parameters") -> None:
@@ -69,7 +63,7 @@ def test_provenance_record_under_parallel_runner(project_copy: Path) -> None:
     assert record["run_id"] == run_id and record["status"] == "ok" and record["error"] is None
     assert record["command"][1:] == ["run", "--env", "test", "--pipelines", "simulation", "--runner", "ParallelRunner"]
     assert record["run_params"]["pipeline_names"] == ["simulation"]
-    _assert_contains(record["parameters"], _config(project_copy, "test")["parameters"])
+    _assert_contains(record["parameters"], project_parameters("test", project_copy))
 
     environment = record["environment"]
     assert environment["kedro_env"] == "test"

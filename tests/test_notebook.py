@@ -6,9 +6,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from kedro_project import PROJECT_ROOT, kedro_env
+from nbclient import NotebookClient
 
 
 @pytest.mark.e2e

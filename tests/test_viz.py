@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from kedro_project import KEDRO, kedro_env
 
 EXPECTED_PIPELINES = {"__default__", "simulation", "selection", "training", "reconstruction", "comparison"}
@@ -42,7 +41,7 @@ def _free_start_ports(count: int) -> list[int]:
     return [port for port in candidates if _port_is_free(port)][:count]
 
 
-def _lines(stream) -> queue.Queue:  # noqa: ANN001
+def _lines(stream) -> queue.Queue:
     """The stream's lines, read in a thread (the server keeps its stdout open)."""
     lines: queue.Queue = queue.Queue()
 

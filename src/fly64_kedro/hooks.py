@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import platform
@@ -23,7 +22,7 @@ from kedro.pipeline import Node, Pipeline
 from pydantic import BaseModel
 
 from fly64_kedro import lineage, run_lock
-from fly64_kedro.pipelines.jobs import remember_config_loader
+from fly64_kedro.records import package_versions
 
 NODE_RECORDS = "run_provenance_nodes"  # catalog factory "<this>.{run_id}": one JSON file per node of a run
 RUN_RECORD = "run_provenance"  # catalog entry: the merged, versioned record of a run
@@ -35,8 +34,10 @@ class GridHooks:
     """Hands the run's config loader (with its ``--env``) to the pipeline registry."""
 
     @hook_impl
-    def after_context_created(self, context) -> None:  # noqa: ANN001
-        remember_config_loader(context.config_loader)
+    def after_context_created(self, context) -> None:
+        from fly64_kedro.pipeline_registry import use_config_loader
+
+        use_config_loader(context.config_loader)
 
 
 class RunLockHooks:
@@ -47,7 +48,7 @@ class RunLockHooks:
         self._held: run_lock.RunLock | None = None
 
     @hook_impl
-    def after_context_created(self, context) -> None:  # noqa: ANN001
+    def after_context_created(self, context) -> None:
         self._data_root = data_root(context.config_loader, context.project_path)
 
     @hook_impl(tryfirst=True)
@@ -100,7 +101,7 @@ class LineageHooks:
         self._env: str | None = None
 
     @hook_impl
-    def after_context_created(self, context) -> None:  # noqa: ANN001
+    def after_context_created(self, context) -> None:
         self._env = context.env
 
     @hook_impl
@@ -117,9 +118,7 @@ class LineageHooks:
     def after_node_run(self, node: Node, outputs: dict[str, Any], run_id: str) -> None:
         datasets, params = self._pending.pop(node.name, ({}, {}))
         for name, payload in outputs.items():
-            if isinstance(payload, dict):
-                record = lineage.derive(node.name, name, datasets, params, run_id).as_dict()
-                payload["_metadata"] = {**(payload.get("_metadata") or {}), lineage.LINEAGE_KEY: record}
+            lineage.with_lineage(payload, lineage.derive(node.name, name, datasets, params, run_id))
 
     @hook_impl
     def on_node_error(self, node: Node) -> None:
@@ -296,7 +295,7 @@ class ProvenanceHooks:
             "run_params": {key: value for key, value in run_params.items() if key not in ("run_id", "project_path")},
             "parameters": catalog.load("parameters"),
             "environment": _environment(run_params),
-            "packages": {name: _package_version(name) for name in PROVENANCE_PACKAGES},
+            "packages": package_versions(PROVENANCE_PACKAGES),
             "git": _git_state(run_params["project_path"]),
             "nodes": nodes,
             "nodes_not_run": [node.name for node in pipeline.nodes if node.name not in records],
@@ -343,13 +342,6 @@ def _environment(run_params: dict[str, Any]) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "pid": os.getpid(),
     }
-
-
-def _package_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def _git_state(path: str | None) -> dict[str, Any] | None:

@@ -16,9 +16,9 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 from kedro.pipeline import Pipeline
 
+from fly64_kedro.parameters.study import USER_GROUND_TRUTH
+
 MAX_LISTED = 6
-USER_GROUND_TRUTH = "user_ground_truth"
-"""Catalog entry of a user's own ground truth, read when ``ground_truth.source`` is 'catalog'."""
 
 
 class MissingInputsError(click.ClickException):

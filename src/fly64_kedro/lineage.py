@@ -101,13 +101,28 @@ class Lineage:
         return asdict(self)
 
 
+def metadata_of(value: Any) -> dict[str, Any] | None:
+    """The metadata dict a node output carries: a payload's ``_metadata``, or a contract's ``metadata``."""
+    metadata = value.get("_metadata") if isinstance(value, Mapping) else getattr(value, "metadata", None)
+    return metadata if isinstance(metadata, dict) else None
+
+
+def with_lineage(value: Any, lineage: Lineage) -> None:
+    """Record ``lineage`` in a dict payload's ``_metadata`` or a contract's ``metadata`` (others carry none)."""
+    record = {LINEAGE_KEY: lineage.as_dict()}
+    if isinstance(value, dict):
+        value["_metadata"] = {**(value.get("_metadata") or {}), **record}
+    elif isinstance(getattr(value, "metadata", None), dict):
+        value.metadata = {**value.metadata, **record}
+
+
 def lineage_of(payload: Any, dataset: str) -> Lineage:
-    """The lineage a payload carries, or a root lineage from its content when it carries none."""
-    metadata = payload.get("_metadata") if isinstance(payload, Mapping) else None
-    record = metadata.get(LINEAGE_KEY) if isinstance(metadata, Mapping) else None
+    """The lineage a payload or contract carries, or a root lineage from its content when it carries none."""
+    metadata = metadata_of(payload)
+    record = metadata.get(LINEAGE_KEY) if metadata else None
     if isinstance(record, Mapping) and "fingerprint" in record:
         return Lineage(**{key: record[key] for key in Lineage.__dataclass_fields__ if key in record})
-    fingerprint = content_fingerprint(payload)
+    fingerprint = content_fingerprint(payload.to_payload() if hasattr(payload, "to_payload") else payload)
     return Lineage(fingerprint=fingerprint, dataset=dataset,
                    ground_truth=fingerprint if dataset == "ground_truth" else None)
 

@@ -9,8 +9,9 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 
-def main(project_path: Path = Path.cwd()) -> int:
-    """Print the path and the test-split table of the newest ``study_summary_markdown``."""
+def main(project_path: Path | None = None) -> int:
+    """Print the path and the test-split table of the newest ``study_summary_markdown`` (project: the cwd)."""
+    project_path = project_path or Path.cwd()
     bootstrap_project(project_path)
     with KedroSession.create(project_path=project_path) as session:
         catalog = session.load_context().catalog

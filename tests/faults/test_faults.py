@@ -21,19 +21,25 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from contract_payloads import selection_telemetry
 from kedro.io.core import DatasetError
-from kedro_project import KEDRO, PROJECT_ROOT, kedro_env, latest_version, run_kedro
+from kedro_project import (
+    PROJECT_ROOT,
+    kedro_env,
+    latest_version,
+    project_parameters,
+    run_kedro,
+)
 
 from fly64_kedro import run_lock
+from fly64_kedro.contracts import GroundTruth, InputDataError, ScanView
 from fly64_kedro.datasets import NPZDataset, TorchCheckpointDataset
 from fly64_kedro.parameters import ParameterError, validate_parameters
-from fly64_kedro.parameters.study import dose_namespace
-from fly64_kedro.pipelines.jobs import load_parameters
+from fly64_kedro.parameters.study import USER_GROUND_TRUTH, Cell, dose_namespace
 from fly64_kedro.pipelines.reconstruction.nodes import reconstruct_view
 from fly64_kedro.pipelines.training.nodes import train_pinn
-from fly64_kedro.validation import InputDataError, validate_ground_truth
 
-BASE = load_parameters()
+BASE = project_parameters()
 
 
 def _with(section: str, **values: object) -> dict:
@@ -49,7 +55,11 @@ def _with(section: str, **values: object) -> dict:
     (_with("study", views={**BASE["study"]["views"], "my.view": {"gridsize": 1}}), "study.views", "identifier"),
     (_with("study", views={**BASE["study"]["views"], "test": {"gridsize": 1}}), "study.views", "identifier"),
     ({**BASE, "lsqm": {"num_epochs": 1}}, "lsqm", "unknown parameter section; known sections: study,"),
-    (_with("lsqml", num_epoch=1), "lsqml.num_epoch", "Extra inputs are not permitted"),
+    (_with("reconstruction", canvas_margin=1), "reconstruction.canvas_margin", "Extra inputs are not permitted"),
+    (_with("reconstruction", engines=["lsqml", "pie"]), "reconstruction.engines", "unknown engine(s) ['pie']; known:"),
+    (_with("reconstruction", engines=["lsqml", "lsqml"]), "reconstruction.engines", "must be distinct"),
+    (_with("reconstruction", options={**BASE["reconstruction"]["options"], "lsqml": {"num_epoch": 1}}),
+     "reconstruction.options", "lsqml.num_epoch: Extra inputs are not permitted"),
 ])
 def test_bad_parameters_name_the_parameter(raw: dict, named: str, phrase: str) -> None:
     with pytest.raises(ParameterError) as info:
@@ -121,43 +131,33 @@ def test_a_truncated_checkpoint_is_called_truncated(tmp_path: Path) -> None:
 def test_an_object_too_small_for_the_scan_states_the_minimum() -> None:
     payload = {"objectGuess": np.ones((33, 200), np.complex64), "probeGuess": np.ones((32, 32), np.complex64)}
     with pytest.raises(InputDataError) as info:
-        validate_ground_truth(payload, 32, "user_ground_truth")
+        GroundTruth.from_payload(payload, USER_GROUND_TRUTH).checked_for(32, USER_GROUND_TRUTH)
     message = str(info.value)
-    assert "dataset 'user_ground_truth', field 'objectGuess'" in message
+    assert f"dataset '{USER_GROUND_TRUTH}', field 'objectGuess'" in message
     assert "at least 2N = 64 px" in message and "shape (33, 200)" in message
 
 
 # ---------------------------------------------------------------- measurements
 
 
-def _view(n: int = 12, counts: float = 4.0) -> dict:
-    """A scan view of n positions on a grid, every pixel holding ``counts`` photons."""
+def _view(n: int = 12, counts: float = 4.0) -> ScanView:
+    """A baseline scan view of n positions on a grid, every pixel holding ``counts`` photons."""
     grid = np.meshgrid(np.arange(40.0, 40.0 + 12 * 4, 12), np.arange(40.0, 40.0 + 12 * 3, 12), indexing="ij")
     y, x = (g.ravel()[:n] for g in grid)
-    return {
+    return ScanView.from_payload({
         "diffraction": np.full((n, 32, 32), np.sqrt(counts), np.float32), "ycoords": y, "xcoords": x,
         "scan_index": np.arange(n), "probeGuess": np.ones((32, 32), np.complex64),
-        "intensity_scale": np.array(1.0),
-        "_metadata": {"selection_strategy": "all", "acceptance_rate": 1.0, "spacing_threshold": None,
-                      "n_accepted": n, "n_rejected": 0, "measured_overlap": 0.5, "gridsize": 1,
-                      "min_positions": {"lsqml": 2, "pinn": 1}, "sufficient_for": {"lsqml": True, "pinn": True}},
-    }
-
-
-def _models(env: str = "test"):  # noqa: ANN202
-    from kedro.config import OmegaConfigLoader
-
-    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env=env,
-                               merge_strategy={"parameters": "soft"})
-    return validate_parameters(loader["parameters"])
+        "intensity_scale": np.array(1.0), "_metadata": selection_telemetry(n, view="baseline"),
+    }, "dose_1000.baseline.test.scan_view")
 
 
 def test_a_view_without_photons_is_a_reasoned_record_in_training_and_reconstruction() -> None:
-    models = _models()
+    models = validate_parameters(project_parameters("test"))
     empty = _view(counts=0.0)
-    _, history = train_pinn(empty, models["study"], models["training"], dose=1e3, view="baseline")
+    _, history = train_pinn(empty, models["study"], models["training"], cell=Cell(1e3, "baseline"))
     assert history["status"] == "skipped" and "hold no photons" in history["reason"]
-    _, record = reconstruct_view(empty, models["lsqml"], models["study"], dose=1e3, view="baseline", split="test")
+    _, record = reconstruct_view(empty, models["reconstruction"], models["study"], cell=Cell(1e3, "baseline", "test"),
+                                 engine="lsqml")
     assert record["status"] == "failed" and record["failure_category"] == "no_photons"
     assert "hold no photons" in record["reason"]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from metrics_support import N, base_parameters, comparison_with
 
-from fly64_kedro.parameters.comparison import ComparisonParams
 from fly64_kedro.metrics.support import Support, view_support
+from fly64_kedro.parameters.comparison import ComparisonParams
 from fly64_kedro.physics.ground_truth import synthesize_object, synthesize_probe
 from fly64_kedro.physics.scan import random_positions, spatial_split_masks
-from metrics_support import N, base_parameters, comparison_with
 
 
 @pytest.fixture(scope="session")

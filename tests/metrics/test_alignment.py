@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from metrics_support import canvas_of, comparison_with
 from scipy import ndimage
 
 from fly64_kedro.metrics.alignment import (
@@ -15,8 +16,6 @@ from fly64_kedro.metrics.alignment import (
     phase_ramp,
 )
 from fly64_kedro.metrics.support import Support
-from fly64_kedro.parameters.comparison import ComparisonParams
-from metrics_support import N, canvas_of, comparison_with
 
 SHIFT = np.array([0.37, -0.62])  # px, applied to the truth to make the "reconstruction"
 SCALE = 0.8 * np.exp(1j * 0.9)   # global amplitude scale and phase offset
@@ -69,7 +68,6 @@ def test_only_the_support_decides_the_fit(fly_object, test_positions, test_suppo
     """Garbage outside the support changes neither the global scale nor the aligned support pixels."""
     y, x = test_positions
     canvas, origin = canvas_of(fly_object, y, x)
-    y0, y1, x0, x1 = test_support.region_yx
     outside = ~test_support.mask_over((int(origin[0]), int(origin[0]) + canvas.shape[0],
                                        int(origin[1]), int(origin[1]) + canvas.shape[1]))
     spoiled = np.where(outside, 5 * np.exp(2j), canvas).astype(np.complex64)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from kedro.config import OmegaConfigLoader
+from metrics_support import CONF, base_parameters
 from pydantic import ValidationError
 
 from fly64_kedro.parameters.comparison import ComparisonParams
-from metrics_support import CONF, base_parameters
 
 
 @pytest.mark.parametrize("env", ["base", "test", "paper"])

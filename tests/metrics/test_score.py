@@ -7,8 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from metrics_support import canvas_of
 from scipy import ndimage
 
+from fly64_kedro.contracts import InputDataError, ObjectEstimate
 from fly64_kedro.metrics.quality import data_range
 from fly64_kedro.metrics.score import (
     ROW_COLUMNS,
@@ -18,15 +20,17 @@ from fly64_kedro.metrics.score import (
     score_reconstruction,
 )
 from fly64_kedro.metrics.support import Support, view_support
-from fly64_kedro.parameters.comparison import ComparisonParams
-from fly64_kedro.validation import InputDataError
-from metrics_support import N, canvas_of
 
 PHASE_METRICS = ("ms_ssim", "ssim", "pearson")
 
 
 def _payload(obj: np.ndarray, origin: np.ndarray, **metadata: str) -> dict:
     return {"object": obj, "canvas_origin_yx": origin, "_metadata": metadata}
+
+
+def _estimate(obj: np.ndarray, origin: np.ndarray, **metadata: str) -> ObjectEstimate:
+    """The estimate the catalog loads from that payload."""
+    return ObjectEstimate.from_payload(_payload(obj, origin, **metadata), "an object dataset")
 
 
 def _full_support(test_support: Support) -> Support:
@@ -189,8 +193,8 @@ def test_a_support_too_small_for_a_metric_gives_nan_with_a_reason(fly_object, pa
 
 @pytest.mark.parametrize("status", ["skipped", "failed"])
 def test_upstream_status_yields_nan_rows_with_status_and_reason(fly_object, test_support, params, status) -> None:
-    payload = _payload(np.zeros((0, 0), np.complex64), np.zeros(2), status=status, reason="too few positions (3 < 4)")
-    result = score_cell(payload, fly_object, test_support, params, "dose_1000.sparse.test.lsqml_object")
+    estimate = _estimate(np.zeros((0, 0), np.complex64), np.zeros(2), status=status, reason="too few positions (3 < 4)")
+    result = score_cell(estimate, fly_object, test_support, params, "dose_1000.sparse.test.lsqml_object")
     rows = result.rows(dose=1000.0, view="sparse", split="test", method="lsqml")
     assert len(rows) == len(expected_metrics(params))
     assert all(tuple(row) == ROW_COLUMNS for row in rows)
@@ -202,7 +206,7 @@ def test_upstream_status_yields_nan_rows_with_status_and_reason(fly_object, test
 def test_ok_payload_is_scored_and_rows_carry_the_coordinates(fly_object, test_positions, test_support, params) -> None:
     y, x = test_positions
     canvas, origin = canvas_of(fly_object, y, x)
-    result = score_cell(_payload(canvas, origin, status="ok"), fly_object, _full_support(test_support), params,
+    result = score_cell(_estimate(canvas, origin, status="ok"), fly_object, _full_support(test_support), params,
                         "d.v.s.pinn_object")
     rows = result.rows(dose=1e4, view="dense", split="train", method="pinn")
     assert rows[0] == {"dose": 1e4, "view": "dense", "split": "train", "method": "pinn", "component": "amplitude",
@@ -214,19 +218,19 @@ def test_non_finite_reconstruction_is_a_failed_cell(fly_object, test_positions, 
     canvas, origin = canvas_of(fly_object, y, x)
     canvas = canvas.copy()
     canvas[5, 5] = np.nan
-    result = score_cell(_payload(canvas, origin, status="ok"), fly_object, test_support, params, "d.v.s.lsqml_object")
+    result = score_cell(_estimate(canvas, origin, status="ok"), fly_object, test_support, params, "d.v.s.lsqml_object")
     assert result.status == "failed" and "1 non-finite pixels" in result.reason
     assert "d.v.s.lsqml_object" in result.reason
 
 
-def test_contract_violations_name_the_dataset(fly_object, test_positions, test_support, params) -> None:
+def test_contract_violations_name_the_dataset(fly_object, test_positions) -> None:
     y, x = test_positions
     canvas, origin = canvas_of(fly_object, y, x)
     with pytest.raises(InputDataError, match="dataset 'ds', field 'object'.*non-empty"):
-        score_cell(_payload(np.zeros((0, 0), np.complex64), origin), fly_object, test_support, params, "ds")
+        ObjectEstimate.from_payload(_payload(np.zeros((0, 0), np.complex64), origin), "ds")
     with pytest.raises(InputDataError, match="field 'canvas_origin_yx'"):
-        score_cell(_payload(canvas, np.zeros(3)), fly_object, test_support, params, "ds")
-    with pytest.raises(InputDataError, match="field 'object': expected a complex array"):
-        score_cell(_payload(np.abs(canvas), origin), fly_object, test_support, params, "ds")
+        ObjectEstimate.from_payload(_payload(canvas, np.zeros(3)), "ds")
+    with pytest.raises(InputDataError, match="field 'object': expected a complex 2-D canvas"):
+        ObjectEstimate.from_payload(_payload(np.abs(canvas), origin), "ds")
     with pytest.raises(InputDataError, match="field 'object': expected a present array"):
-        score_cell({"canvas_origin_yx": origin}, fly_object, test_support, params, "ds")
+        ObjectEstimate.from_payload({"canvas_origin_yx": origin}, "ds")

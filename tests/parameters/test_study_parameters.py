@@ -11,11 +11,17 @@ from typing import Any
 
 import pytest
 import yaml
-from kedro_project import PROJECT_ROOT, run_kedro
 from kedro.config import OmegaConfigLoader
+from kedro_project import PROJECT_ROOT, run_kedro
 from pydantic import ValidationError
 
-from fly64_kedro.parameters import GroundTruthParams, ParameterError, ScanParams, StudyDesign, validate_parameters
+from fly64_kedro.parameters import (
+    GroundTruthParams,
+    ParameterError,
+    ScanParams,
+    StudyDesign,
+    validate_parameters,
+)
 from fly64_kedro.settings import CONFIG_LOADER_ARGS
 
 VALID_STUDY: dict[str, Any] = {

@@ -12,7 +12,12 @@ from kedro.io.core import DatasetError, Version
 from pinn_support import one_torch_thread
 
 from fly64_kedro.datasets import TorchCheckpointDataset
-from fly64_kedro.pinn.network import PINNConfig, build_model, from_checkpoint, to_checkpoint
+from fly64_kedro.pinn.network import (
+    PINNConfig,
+    build_model,
+    from_checkpoint,
+    to_checkpoint,
+)
 
 REQUIRED = ["format", "status", "config", "state_dict", "metadata"]
 

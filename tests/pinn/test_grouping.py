@@ -7,7 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from fly64_kedro.pinn.grouping import inference_groups, nearest_neighbours, training_groups
+from fly64_kedro.pinn.grouping import (
+    inference_groups,
+    nearest_neighbours,
+    training_groups,
+)
 
 
 def _positions(n: int = 80, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:

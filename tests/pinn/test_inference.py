@@ -9,7 +9,12 @@ from pinn_support import canvas_of, one_torch_thread, synthetic_scan, truth_on_c
 
 from fly64_kedro.physics.forward import extract_patches
 from fly64_kedro.pinn.grouping import inference_groups
-from fly64_kedro.pinn.inference import UNCOVERED_FILL, predict_patches, reconstruct, stitch
+from fly64_kedro.pinn.inference import (
+    UNCOVERED_FILL,
+    predict_patches,
+    reconstruct,
+    stitch,
+)
 from fly64_kedro.pinn.network import PINNConfig, build_model
 from fly64_kedro.pinn.physics import merge_and_extract, probe_weight
 

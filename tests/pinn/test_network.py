@@ -7,7 +7,12 @@ import pytest
 import torch
 from pinn_support import one_torch_thread, synthetic_scan
 
-from fly64_kedro.pinn.network import PINNConfig, PtychoPINN, build_model, input_scale_for
+from fly64_kedro.pinn.network import (
+    PINNConfig,
+    PtychoPINN,
+    build_model,
+    input_scale_for,
+)
 
 pytestmark = pytest.mark.usefixtures(one_torch_thread.__name__)
 

@@ -9,7 +9,12 @@ from pinn_support import one_torch_thread, synthetic_scan
 
 from fly64_kedro.physics import forward
 from fly64_kedro.pinn.grouping import training_groups
-from fly64_kedro.pinn.physics import far_field_counts, merge_and_extract, pixel_indices, scatter_mean
+from fly64_kedro.pinn.physics import (
+    far_field_counts,
+    merge_and_extract,
+    pixel_indices,
+    scatter_mean,
+)
 
 pytestmark = pytest.mark.usefixtures(one_torch_thread.__name__)
 

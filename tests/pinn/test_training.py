@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pinn_support import one_torch_thread, phase_correlation, synthetic_scan, training_params
+from pinn_support import (
+    one_torch_thread,
+    phase_correlation,
+    synthetic_scan,
+    training_params,
+)
 
 from fly64_kedro.pinn.grouping import Groups, split_positions, training_groups
 from fly64_kedro.pinn.network import PINNConfig, build_model, input_scale_for
@@ -105,7 +110,10 @@ def test_stopping_when_stale_keeps_the_best_weights() -> None:
     assert history["epochs_run"] < 40
     best = history["best_epoch"]
     assert history["validation_loss"][best - 1] == min(history["validation_loss"])
-    from fly64_kedro.pinn.training import _Batches, evaluate  # the restored weights score the best loss
+    from fly64_kedro.pinn.training import (  # the restored weights score the best loss
+        _Batches,
+        evaluate,
+    )
     batches = _Batches(torch.as_tensor(scan.counts), validation, torch.device("cpu"))
     assert evaluate(model, batches, "poisson", 64) == pytest.approx(min(history["validation_loss"]), rel=1e-5)
 

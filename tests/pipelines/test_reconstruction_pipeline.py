@@ -9,21 +9,23 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kedro_project import PROJECT_ROOT, TEST_DATA, latest_version, run_kedro
-from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, Version
-from kedro.pipeline import Pipeline
+from kedro_project import (
+    TEST_DATA,
+    config_loader,
+    latest_version,
+    project_parameters,
+    project_pipelines,
+    run_kedro,
+)
 
 from fly64_kedro.datasets import NPZDataset
-from fly64_kedro.parameters import StudyDesign
-from fly64_kedro.parameters.reconstruction import LSQMLParams
-from fly64_kedro.parameters.study import SPLITS
-from fly64_kedro.pipeline_registry import register_pipelines
-from fly64_kedro.pipelines.jobs import remember_config_loader
-from fly64_kedro.pipelines.reconstruction import create_pipeline
 from fly64_kedro.input_check import missing_inputs_message
+from fly64_kedro.parameters import StudyDesign
+from fly64_kedro.parameters.reconstruction import ReconstructionParams
+from fly64_kedro.parameters.study import SPLITS
+from fly64_kedro.pipelines.reconstruction import create_pipeline
 from fly64_kedro.pipelines.reconstruction.nodes import SELECTION_FIELDS
-from fly64_kedro.settings import CONFIG_LOADER_ARGS
 
 STUDY = StudyDesign.model_validate({
     "doses": [1e3, 1e4], "patch_size": 32, "neighbor_count": 7, "root_seed": 1,
@@ -33,55 +35,55 @@ STUDY = StudyDesign.model_validate({
 TRUTH_DATASETS = {"ground_truth", "truth_patches"}
 
 
-def _registered(project: Path, env: str) -> tuple[dict[str, Pipeline], OmegaConfigLoader]:
-    loader = OmegaConfigLoader(conf_source=str(project / "conf"), env=env, **CONFIG_LOADER_ARGS)
-    remember_config_loader(loader)
-    try:
-        return register_pipelines(), loader
-    finally:
-        remember_config_loader(None)
-
-
-def test_every_environment_gives_valid_lsqml_parameters() -> None:
+def test_every_environment_gives_valid_reconstruction_parameters() -> None:
     """The quick default, the test and the paper settings differ only in conf, and all validate."""
-    settings = {env: LSQMLParams.model_validate(OmegaConfigLoader(
-        conf_source=str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)["parameters"]["lsqml"])
-        for env in ("base", "test", "paper")}
-    assert settings["base"].noise_model == "poisson" and settings["base"].device == "cpu"
-    assert settings["test"].num_epochs < settings["base"].num_epochs < settings["paper"].num_epochs == 100
-    assert settings["paper"].batch_size == 96 and settings["paper"].device == "cuda"
+    settings = {env: ReconstructionParams.model_validate(project_parameters(env)["reconstruction"])
+                for env in ("base", "test", "paper")}
+    assert settings["base"].engines == ["lsqml"] and settings["base"].device == "cpu"
+    assert settings["paper"].engines == ["lsqml", "epie", "dm"] and settings["paper"].device == "cuda"
+    epochs = {env: value.options["lsqml"].num_epochs for env, value in settings.items()}
+    assert epochs["test"] < epochs["base"] < epochs["paper"] == 100
+    assert settings["base"].options["lsqml"].noise_model == "poisson"
+    assert settings["paper"].options["lsqml"].batch_size == 96
 
 
-def test_one_namespaced_job_per_cell_then_the_aggregates() -> None:
-    pipeline = create_pipeline(STUDY)
+def test_one_namespaced_job_per_cell_and_engine_then_the_aggregates() -> None:
+    engines = ["lsqml", "dm"]
+    pipeline = create_pipeline(STUDY, engines)
     jobs = [node for node in pipeline.nodes if node.namespace]
-    expected = {f"dose_{int(dose)}.{view}.{split}" for dose in STUDY.doses for view in STUDY.views for split in SPLITS}
-    assert {node.namespace for node in jobs} == expected and len(jobs) == len(expected)
+    cells = {f"dose_{int(dose)}.{view}.{split}" for dose in STUDY.doses for view in STUDY.views for split in SPLITS}
+    assert {node.name for node in jobs} == {f"{cell}.{engine}" for cell in cells for engine in engines}
     for node in jobs:
-        assert node.inputs == [f"{node.namespace}.scan_view", "params:lsqml", "params:study"]
-        assert node.outputs == [f"{node.namespace}.lsqml_object", f"{node.namespace}.lsqml_record"]
+        engine = node.name.rsplit(".", 1)[1]
+        assert node.inputs == [f"{node.namespace}.scan_view", "params:reconstruction", "params:study"]
+        assert node.outputs == [f"{node.namespace}.{engine}_object", f"{node.namespace}.{engine}_record"]
+        assert engine in node.tags
     selected = pipeline.only_nodes_with_namespaces(["dose_1000.sparse"])
-    assert sorted(node.name for node in selected.nodes) == ["dose_1000.sparse.test.lsqml", "dose_1000.sparse.train.lsqml"]
+    assert sorted(node.name for node in selected.nodes) == [
+        "dose_1000.sparse.test.dm", "dose_1000.sparse.test.lsqml", "dose_1000.sparse.train.dm",
+        "dose_1000.sparse.train.lsqml"]
+    assert {node.name for node in pipeline.only_nodes_with_tags("dm").nodes} == {f"{cell}.dm" for cell in cells}
     (summary,) = [node for node in pipeline.nodes if not node.namespace]
-    assert set(summary.inputs) == {"params:lsqml", "params:study"} | {f"{job}.lsqml_record" for job in expected}
+    assert set(summary.inputs) == {"params:reconstruction", "params:study"} | {
+        f"{cell}.{engine}_record" for cell in cells for engine in engines}
     assert summary.outputs == ["reconstruction_manifest", "reconstruction_skip_summary"]
 
 
-def test_no_reconstruction_node_reads_the_ground_truth(project_copy: Path) -> None:
+def test_no_reconstruction_node_reads_the_ground_truth() -> None:
     """Only scan views (and the job records) flow in; truth datasets exist upstream but never here."""
-    registered, _ = _registered(project_copy, "base")
+    registered = project_pipelines("paper")  # every engine
     produced = registered["__default__"].all_outputs()
     assert TRUTH_DATASETS <= produced | registered["__default__"].inputs()
     for node in registered["reconstruction"].nodes:
         data_inputs = {name for name in node.inputs if not name.startswith("params:")}
         assert not data_inputs & TRUTH_DATASETS
-        assert all(name.endswith((".scan_view", ".lsqml_record")) for name in data_inputs), node.name
+        assert all(name.endswith((".scan_view", "_record")) for name in data_inputs), node.name
 
 
 def test_missing_inputs_name_the_datasets_and_the_commands(project_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    registered, loader = _registered(project_copy, "test")
+    registered = project_pipelines("test", project_copy)
     monkeypatch.chdir(project_copy)  # catalog filepaths are relative to the project
-    catalog = DataCatalog.from_config(loader["catalog"])
+    catalog = DataCatalog.from_config(config_loader("test", project_copy)["catalog"])
     message = missing_inputs_message(registered["reconstruction"], catalog, registered, "test")
     assert message.startswith("18 input dataset(s) of this run do not exist yet:")
     assert ("  - dose_1000.baseline.test.scan_view (data/test/04_feature/dose_1000/baseline/test/scan_view.npz): "
@@ -110,7 +112,7 @@ def _keep_first(n_kept: int) -> Any:
         for key in ("diffraction", "ycoords", "xcoords", "scan_index"):
             view[key] = view[key][:n_kept]
         view["_metadata"].update(n_accepted=n_kept, n_rejected=view["_metadata"]["n_rejected"] + n - n_kept,
-                                 sufficient_for={**view["_metadata"]["sufficient_for"], "lsqml": n_kept >= 2})
+                                 sufficient_for={**view["_metadata"]["sufficient_for"], "iterative": n_kept >= 2})
     return change
 
 

@@ -9,19 +9,25 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from kedro_project import PROJECT_ROOT, TEST_DATA, latest_version, make_project_copy, run_kedro
 from kedro.config import OmegaConfigLoader
 from kedro.io.core import Version
+from kedro_project import (
+    PROJECT_ROOT,
+    TEST_DATA,
+    latest_version,
+    make_project_copy,
+    run_kedro,
+)
 
+from fly64_kedro.contracts import InputDataError, Measurements
 from fly64_kedro.datasets import NPZDataset
 from fly64_kedro.parameters import GroundTruthParams, ScanParams, StudyDesign
-from fly64_kedro.parameters.study import SPLITS, dose_namespace
+from fly64_kedro.parameters.study import SPLITS, USER_GROUND_TRUTH, Cell, dose_namespace
 from fly64_kedro.physics.forward import extract_patches, far_field_intensity
 from fly64_kedro.physics.ground_truth import synthesize_probe
 from fly64_kedro.physics.seeds import derive_seed
 from fly64_kedro.pipelines.simulation import nodes
 from fly64_kedro.settings import CONFIG_LOADER_ARGS
-from fly64_kedro.validation import InputDataError
 
 MEASUREMENT_KEYS = {"diffraction", "xcoords", "ycoords", "scan_index", "probeGuess", "intensity_scale", "_metadata"}
 
@@ -34,15 +40,21 @@ def study_parameters() -> tuple[StudyDesign, GroundTruthParams, ScanParams]:
 
 @pytest.fixture(scope="module")
 def simulated() -> dict[str, Any]:
-    """Ground truth, probe, positions and one diffraction payload per dose, from the nodes."""
+    """Ground truth, probe, positions and one diffraction payload per dose, from the nodes.
+
+    The nodes' values (contracts) are under ``values``; the other entries are their payloads,
+    what the catalog writes.
+    """
     study, ground_truth_params, scan = study_parameters()
     ground_truth = nodes.synthesize_ground_truth(ground_truth_params, study)
-    probe = nodes.prepare_probe(ground_truth, study)
+    probe = nodes.prepare_probe(ground_truth)
     positions = nodes.draw_scan_positions(ground_truth, study, scan)
-    diffraction = {dose: nodes.simulate_diffraction(ground_truth, probe, positions, study, dose=dose)
+    diffraction = {dose: nodes.simulate_diffraction(ground_truth, probe, positions, study, cell=Cell(dose))
                    for dose in study.doses}
-    return {"study": study, "scan": scan, "ground_truth": ground_truth, "probe": probe, "positions": positions,
-            "diffraction": diffraction}
+    values = {"ground_truth": ground_truth, "probe": probe, "positions": positions, "diffraction": diffraction}
+    return {"study": study, "scan": scan, "ground_truth": ground_truth.to_payload(), "probe": probe.to_payload(),
+            "positions": positions.to_payload(), "values": values,
+            "diffraction": {dose: data.to_payload() for dose, data in diffraction.items()}}
 
 
 def expected_counts(simulated: dict[str, Any], dose: float) -> np.ndarray:
@@ -108,19 +120,18 @@ def test_noise_of_different_doses_is_independent(simulated: dict[str, Any]) -> N
 
 
 def test_same_seed_gives_identical_data_and_another_seed_does_not(simulated: dict[str, Any]) -> None:
-    study = simulated["study"]
+    study, values = simulated["study"], simulated["values"]
     dose = study.doses[0]
-    again = nodes.simulate_diffraction(simulated["ground_truth"], simulated["probe"], simulated["positions"], study,
-                                       dose=dose)
-    first = simulated["diffraction"][dose]
-    assert again["diffraction"].tobytes() == first["diffraction"].tobytes()
-    assert again["_metadata"] == first["_metadata"]
+    inputs = values["ground_truth"], values["probe"], values["positions"]
+    again = nodes.simulate_diffraction(*inputs, study, cell=Cell(dose))
+    first = values["diffraction"][dose]
+    assert again.diffraction.tobytes() == first.diffraction.tobytes()
+    assert again.metadata == first.metadata
     other_study = study.model_copy(update={"root_seed": study.root_seed + 1})
-    other = nodes.simulate_diffraction(simulated["ground_truth"], simulated["probe"], simulated["positions"],
-                                       other_study, dose=dose)
-    assert not np.array_equal(other["diffraction"], first["diffraction"])
-    positions_again = nodes.draw_scan_positions(simulated["ground_truth"], study, simulated["scan"])
-    np.testing.assert_array_equal(positions_again["ycoords"], simulated["positions"]["ycoords"])
+    other = nodes.simulate_diffraction(*inputs, other_study, cell=Cell(dose))
+    assert not np.array_equal(other.diffraction, first.diffraction)
+    positions_again = nodes.draw_scan_positions(values["ground_truth"], study, simulated["scan"])
+    np.testing.assert_array_equal(positions_again.ycoords, simulated["positions"]["ycoords"])
 
 
 def test_positions_lie_inside_the_object_with_the_border(simulated: dict[str, Any]) -> None:
@@ -134,7 +145,8 @@ def test_positions_lie_inside_the_object_with_the_border(simulated: dict[str, An
 
 def test_truth_is_kept_out_of_the_measurements(simulated: dict[str, Any]) -> None:
     study = simulated["study"]
-    truth = nodes.extract_truth_patches(simulated["ground_truth"], simulated["positions"], study)
+    truth = nodes.extract_truth_patches(simulated["values"]["ground_truth"], simulated["values"]["positions"],
+                                        study).to_payload()
     np.testing.assert_array_equal(
         truth["Y"], extract_patches(simulated["ground_truth"]["objectGuess"], simulated["positions"]["ycoords"],
                                     simulated["positions"]["xcoords"], study.patch_size))
@@ -151,7 +163,8 @@ def test_truth_is_kept_out_of_the_measurements(simulated: dict[str, Any]) -> Non
 def test_split_is_disjoint_covering_and_follows_the_rule(simulated: dict[str, Any]) -> None:
     study = simulated["study"]
     full = simulated["diffraction"][study.doses[-1]]
-    train, test = nodes.split_measurements(full, study)
+    train, test = (part.to_payload() for part in nodes.split_measurements(simulated["values"]["diffraction"][
+        study.doses[-1]], study))
     y = full["ycoords"]
     threshold = y.min() + (y.max() - y.min()) / 2
     assert set(train["scan_index"]).isdisjoint(test["scan_index"])
@@ -174,10 +187,10 @@ def test_split_is_disjoint_covering_and_follows_the_rule(simulated: dict[str, An
 def test_split_along_x_uses_the_x_coordinates(simulated: dict[str, Any]) -> None:
     study = simulated["study"].model_copy(update={"split_axis": "x"})
     full = simulated["diffraction"][study.doses[0]]
-    train, test = nodes.split_measurements(full, study)
+    train, test = nodes.split_measurements(Measurements.from_payload(full, "diffraction"), study)
     threshold = full["xcoords"].min() + (full["xcoords"].max() - full["xcoords"].min()) / 2
-    assert np.all(train["xcoords"] < threshold) and np.all(test["xcoords"] >= threshold)
-    assert train["scan_index"].size + test["scan_index"].size == full["scan_index"].size
+    assert np.all(train.xcoords < threshold) and np.all(test.xcoords >= threshold)
+    assert train.scan_index.size + test.scan_index.size == full["scan_index"].size
 
 
 # ---------------------------------------------------------------- bad user ground truth
@@ -194,8 +207,8 @@ def user_ground_truth(simulated: dict[str, Any], **changes: Any) -> dict[str, An
     ("real_object", "objectGuess", ["a complex array (complex64)", "dtype float32"]),
     ("wrong_probe_size", "probeGuess", ["shape (32, 32) (patch_size N)", "shape (48, 48)"]),
     ("small_object", "objectGuess", ["at least 2N = 64 px", "shape (32, 192)"]),
-    ("nan_object", "objectGuess", ["finite values", "1 NaN/inf pixels"]),
-    ("nan_probe", "probeGuess", ["finite values", "2 NaN/inf pixels"]),
+    ("nan_object", "objectGuess", ["finite values", "1 NaN/inf value(s)"]),
+    ("nan_probe", "probeGuess", ["finite values", "2 NaN/inf value(s)"]),
     ("missing_probe", "probeGuess", ["a present array", "missing (keys: ['objectGuess'])"]),
     ("probe_3d", "probeGuess", ["a 2-D array", "shape (1, 32, 32)"]),
 ])
@@ -216,16 +229,13 @@ def test_bad_user_ground_truth_is_refused_clearly(
         "probe_3d": {"probeGuess": probe[None]},
     }[change]
     payload = user_ground_truth(simulated, **bad)
-    study = simulated["study"]
-    for node_call in (lambda: nodes.prepare_probe(payload, study),
-                      lambda: nodes.draw_scan_positions(payload, study, simulated["scan"])):
-        with pytest.raises(InputDataError) as info:
-            node_call()
-        message = str(info.value)
-        assert info.value.dataset == "ground_truth" and info.value.field == field
-        assert f"dataset 'ground_truth', field '{field}'" in message
-        for phrase in phrases:
-            assert phrase in message, message
+    with pytest.raises(InputDataError) as info:
+        nodes.import_ground_truth(payload, simulated["study"])
+    message = str(info.value)
+    assert info.value.dataset == USER_GROUND_TRUTH and info.value.field == field
+    assert f"dataset '{USER_GROUND_TRUTH}', field '{field}'" in message
+    for phrase in phrases:
+        assert phrase in message, message
 
 
 # ---------------------------------------------------------------- kedro run, end to end

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from kedro.io.core import Version
-from kedro_project import PROJECT_ROOT, latest_version, run_kedro
+from contract_payloads import selection_telemetry
+from kedro_project import PROJECT_ROOT
 from pydantic import ValidationError
 
-from fly64_kedro.datasets import NPZDataset, TorchCheckpointDataset
+from fly64_kedro.contracts import InputDataError, Measurements, ObjectEstimate, ScanView
+from fly64_kedro.datasets import TorchCheckpointDataset
 from fly64_kedro.parameters import StudyDesign
+from fly64_kedro.parameters.study import Cell
 from fly64_kedro.parameters.training import TrainingParams
 from fly64_kedro.physics.geometry import canvas_for_positions
 from fly64_kedro.pinn.inference import UNCOVERED_FILL
@@ -24,7 +25,6 @@ from fly64_kedro.pinn.network import from_checkpoint
 from fly64_kedro.pipelines.training import create_pipeline
 from fly64_kedro.pipelines.training.nodes import reconstruct_with_pinn, train_pinn
 from fly64_kedro.provenance import add_stage
-from fly64_kedro.validation import InputDataError
 
 sys.path.insert(0, str(PROJECT_ROOT / "tests" / "pinn"))
 from pinn_support import one_torch_thread, synthetic_scan, training_params
@@ -46,22 +46,37 @@ PARAMS = training_params(max_epochs=2, batch_size=8, groups_per_anchor=2, canvas
                          network={"width": 4, "n_blocks": 2})
 
 
-def scan_view(view: str, split: str, n_positions: int = 40, **metadata: Any) -> dict[str, Any]:
+def scan_view_payload(view: str, split: str, n_positions: int = 40, **telemetry: Any) -> dict[str, Any]:
     """A scan-view payload as the selection writes it (diffraction = sqrt(counts))."""
     scan = synthetic_scan(patch_size=N, object_size=64, n_positions=n_positions, dose=1e5,
                           seed=0 if split == "train" else 1)
-    fields = {"view": view, "split": split, "gridsize": STUDY.views[view].gridsize, **metadata}
+    gridsize = STUDY.views[view].gridsize
+    fields = selection_telemetry(n_positions, dose=1e5, view=view, split=split, gridsize=gridsize,
+                                 min_positions={"iterative": 2, "pinn": gridsize**2},
+                                 sufficient_for={"iterative": n_positions >= 2, "pinn": n_positions >= gridsize**2})
     return {
         "diffraction": np.sqrt(scan.counts).astype(np.float32), "ycoords": scan.ycoords, "xcoords": scan.xcoords,
         "scan_index": np.arange(n_positions), "probeGuess": scan.probe,
-        "intensity_scale": np.array(scan.intensity_scale), "_metadata": add_stage(None, "selection", fields),
+        "intensity_scale": np.array(scan.intensity_scale),
+        "_metadata": add_stage(None, "selection", {**fields, **telemetry}),
     }
 
 
-def _train(view: str, payload: dict[str, Any] | None = None, params: TrainingParams = PARAMS,
+def scan_view(view: str, split: str, n_positions: int = 40, **telemetry: Any) -> ScanView:
+    """The ``ScanView`` the catalog loads for that payload."""
+    return ScanView.from_payload(scan_view_payload(view, split, n_positions, **telemetry),
+                                 f"dose_100000.{view}.{split}.scan_view")
+
+
+def _train(view: str, data: Measurements | None = None, params: TrainingParams = PARAMS,
            ) -> tuple[dict[str, Any], dict[str, Any]]:
-    return train_pinn(payload if payload is not None else scan_view(view, "train"), STUDY, params,
-                      dose=1e5, view=view)
+    return train_pinn(data if data is not None else scan_view(view, "train"), STUDY, params, cell=Cell(1e5, view))
+
+
+def _infer(view_data: ScanView, model: dict[str, Any], gs1_model: dict[str, Any] | None = None,
+           ) -> dict[str, Any]:
+    cell = Cell(1e5, view_data.telemetry.view, "test")
+    return reconstruct_with_pinn(view_data, model, STUDY, PARAMS, gs1_model, cell=cell)
 
 
 def _saved_and_loaded(checkpoint: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
@@ -113,49 +128,50 @@ def test_train_then_reconstruct_on_the_shared_canvas(tmp_path: Path) -> None:
     loaded = _saved_and_loaded(checkpoint, tmp_path)
 
     test_view = scan_view("baseline", "test")
-    outputs = reconstruct_with_pinn(test_view, loaded, STUDY, PARAMS, dose=1e5, view="baseline", split="test")
+    outputs = _infer(test_view, loaded)
     assert set(outputs) == {"object", "record"}
     obj, record = outputs["object"], outputs["record"]
-    origin, shape = canvas_for_positions(test_view["ycoords"], test_view["xcoords"], N, PARAMS.canvas_margin_px)
-    assert obj["object"].shape == shape and obj["object"].dtype == np.complex64
-    np.testing.assert_array_equal(obj["canvas_origin_yx"], origin)
-    assert obj["_metadata"]["status"] == "ok" and record["status"] == "ok" and record["reason"] is None
+    origin, shape = canvas_for_positions(test_view.ycoords, test_view.xcoords, N, PARAMS.canvas_margin_px)
+    assert obj.object.shape == shape and obj.object.dtype == np.complex64
+    np.testing.assert_array_equal(obj.canvas_origin_yx, origin)
+    assert obj.ok and record["status"] == "ok" and record["reason"] is None
     assert record["n_positions"] == 40 and record["canvas_shape"] == list(shape)
     throughput = record["throughput_patterns_per_s"]
     assert throughput["predict"] >= throughput["predict_and_stitch"] > 0
     # the stored object is the probe-intensity-weighted average of the predicted patches (a plain loop as reference)
     model = from_checkpoint(loaded, "cpu")
     with torch.no_grad():
-        patches = model.object_patches(torch.from_numpy(test_view["diffraction"][:, None]))[:, 0].numpy()
-    weight = np.abs(test_view["probeGuess"]) ** 2 / (np.abs(test_view["probeGuess"]) ** 2).max()
+        patches = model.object_patches(torch.from_numpy(test_view.diffraction[:, None]))[:, 0].numpy()
+    weight = np.abs(test_view.probe) ** 2 / (np.abs(test_view.probe) ** 2).max()
     total, count = np.zeros(shape, np.complex128), np.zeros(shape)
-    for patch, y, x in zip(patches, test_view["ycoords"] - origin[0], test_view["xcoords"] - origin[1], strict=True):
+    for patch, y, x in zip(patches, test_view.ycoords - origin[0], test_view.xcoords - origin[1], strict=True):
         top, left = int(y) - N // 2, int(x) - N // 2
         total[top:top + N, left:left + N] += weight * patch
         count[top:top + N, left:left + N] += weight
-    np.testing.assert_allclose(obj["coverage"], count, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(obj.coverage, count, rtol=1e-5, atol=1e-6)
     lit = count >= PARAMS.stitch_min_weight
     expected = np.where(lit, total / np.maximum(count, PARAMS.stitch_min_weight), UNCOVERED_FILL)
-    np.testing.assert_allclose(obj["object"], expected, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(obj.object, expected, rtol=0, atol=1e-4)
 
 
 def test_gridsize_two_view_also_runs_the_gridsize_one_network(tmp_path: Path) -> None:
     gs1 = _saved_and_loaded(_train("baseline")[0], tmp_path)
     gs2, history = _train("dense")
     assert history["gridsize"] == 2 and history["n_groups"] == 36 * 2 and history["training_data"] == "view"
-    outputs = reconstruct_with_pinn(scan_view("dense", "test"), _saved_and_loaded(gs2, tmp_path), STUDY, PARAMS,
-                                    gs1, dose=1e5, view="dense", split="test", gs1_view="baseline")
+    outputs = _infer(scan_view("dense", "test"), _saved_and_loaded(gs2, tmp_path), gs1)
     assert set(outputs) == {"object", "gs1_object", "record"}
     record = outputs["record"]
     assert record["gridsize"] == 2 and record["gs1"]["gridsize"] == 1
     assert record["gs1"]["model"] == "dose_100000.baseline.pinn_model" and record["gs1"]["status"] == "ok"
-    np.testing.assert_array_equal(outputs["gs1_object"]["canvas_origin_yx"], outputs["object"]["canvas_origin_yx"])
-    assert outputs["gs1_object"]["object"].shape == outputs["object"]["object"].shape
-    assert not np.array_equal(outputs["gs1_object"]["object"], outputs["object"]["object"])
+    gs1_object, gs2_object = outputs["gs1_object"], outputs["object"]
+    np.testing.assert_array_equal(gs1_object.canvas_origin_yx, gs2_object.canvas_origin_yx)
+    assert gs1_object.object.shape == gs2_object.object.shape
+    assert not np.array_equal(gs1_object.object, gs2_object.object)
 
 
 def test_regime_training_draws_spaced_groups_from_the_whole_train_split() -> None:
-    measurements = scan_view("dense", "train", n_positions=120)  # every train position of a split
+    measurements = Measurements.from_payload(scan_view_payload("dense", "train", n_positions=120),
+                                             "dose_100000.train.measurements")  # every train position of a split
     regime = PARAMS.model_copy(update={"data": "regime"})
     checkpoint, history = _train("dense", measurements, regime)
     assert checkpoint["status"] == "ok" and history["training_data"] == "regime"
@@ -167,32 +183,32 @@ def test_regime_training_draws_spaced_groups_from_the_whole_train_split() -> Non
 def test_too_small_views_are_skipped_with_a_reason_and_the_run_goes_on(tmp_path: Path) -> None:
     checkpoint, history = _train("sparse", scan_view("sparse", "train", n_positions=3))
     assert checkpoint["status"] == history["status"] == "skipped"
-    assert checkpoint["reason"] == "3 position(s); a gridsize-2 group needs 4"
-    flagged, _ = _train("dense", scan_view("dense", "train", sufficient_for={"lsqml": True, "pinn": False}))
-    assert flagged["status"] == "skipped" and "insufficient for the PINN" in flagged["reason"]
+    assert checkpoint["reason"] == "the selection marked this view insufficient for the PINN (3 positions)"
+    three = Measurements.from_payload(scan_view_payload("sparse", "train", n_positions=3), "measurements")
+    regime, _ = _train("sparse", three, PARAMS.model_copy(update={"data": "regime"}))  # no selection flags
+    assert regime["status"] == "skipped" and regime["reason"] == "3 position(s); a gridsize-2 group needs 4"
 
-    outputs = reconstruct_with_pinn(scan_view("sparse", "test"), _saved_and_loaded(checkpoint, tmp_path), STUDY,
-                                    PARAMS, dose=1e5, view="sparse", split="test")
+    outputs = _infer(scan_view("sparse", "test"), _saved_and_loaded(checkpoint, tmp_path))
     obj, record = outputs["object"], outputs["record"]
-    assert obj["object"].shape == (0, 0) and obj["object"].dtype == np.complex64
-    assert obj["_metadata"]["status"] == record["status"] == "skipped"
-    assert "dose_100000.sparse.pinn_model is skipped: 3 position(s)" in record["reason"]
+    assert isinstance(obj, ObjectEstimate)
+    assert obj.object.shape == (0, 0) and obj.object.dtype == np.complex64
+    assert obj.status == record["status"] == "skipped"
+    assert "dose_100000.sparse.pinn_model is skipped: the selection marked" in record["reason"]
 
     trained = _saved_and_loaded(_train("dense")[0], tmp_path)
-    few = reconstruct_with_pinn(scan_view("dense", "test", n_positions=2), trained, STUDY, PARAMS,
-                                dose=1e5, view="dense", split="test")["record"]
+    few = _infer(scan_view("dense", "test", n_positions=2), trained)["record"]
     assert few["status"] == "skipped" and few["reason"] == "2 position(s); a gridsize-2 group needs 4"
 
 
 def test_bad_input_names_the_dataset_and_field() -> None:
-    payload = scan_view("baseline", "train")
+    payload = scan_view_payload("baseline", "train")
     payload["diffraction"][0, 0, 0] = np.nan
     with pytest.raises(InputDataError, match="dataset 'dose_100000.baseline.train.scan_view', field 'diffraction'"):
-        _train("baseline", payload)
-    mismatched = scan_view("dense", "train")
-    mismatched["_metadata"]["gridsize"] = 1
-    with pytest.raises(InputDataError, match=r"field '_metadata.gridsize': expected 2 \(study.views.dense.gridsize\)"):
-        _train("dense", mismatched)
+        ScanView.from_payload(payload, "dose_100000.baseline.train.scan_view")
+    mismatched = scan_view("dense", "train", gridsize=1)  # selected under another study design
+    with pytest.raises(InputDataError, match=r"'dose_100000.dense.train.scan_view', field '_metadata.gridsize': "
+                                             r"expected 2 \(study.views.dense.gridsize\)"):
+        _train("dense", mismatched, PARAMS)
 
 
 # ---------------------------------------------------------------- parameters
@@ -221,52 +237,3 @@ def test_bad_parameters_are_refused(change: dict[str, Any], message: str) -> Non
     values = PARAMS.model_dump() | change
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         TrainingParams.model_validate(values)
-
-
-# ---------------------------------------------------------------- end to end
-
-
-def _replace_view(project: Path, job: str, n_kept: int) -> None:
-    """A new latest version of a job's scan view holding its first ``n_kept`` positions."""
-    dose, view, split = job.split(".")
-    dataset = NPZDataset(filepath=str(project / f"data/test/04_feature/{dose}/{view}/{split}/scan_view.npz"),
-                         version=Version(None, None))
-    payload = dataset.load()
-    for key in ("diffraction", "ycoords", "xcoords", "scan_index"):
-        payload[key] = payload[key][:n_kept]
-    payload["_metadata"]["sufficient_for"]["pinn"] = n_kept >= payload["_metadata"]["gridsize"] ** 2
-    dataset.save(payload)
-
-
-@pytest.mark.e2e
-def test_training_run_writes_models_objects_and_records(project_copy: Path) -> None:
-    run_kedro(project_copy, "run", "--pipelines", "simulation,selection", "--env", "test")
-    _replace_view(project_copy, "dose_1000.sparse.train", 3)
-    run_kedro(project_copy, "run", "--pipeline", "training", "--env", "test", "--params", "training.data=view")
-
-    data = project_copy / "data" / "test"
-    models, outputs = data / "06_models", data / "07_model_output"
-    for dose in ("dose_1000", "dose_10000", "dose_100000"):
-        for view in ("baseline", "dense", "sparse"):
-            checkpoint = torch.load(latest_version(models / dose / view / "pinn_model.pt"), weights_only=True)
-            history = json.loads(latest_version(models / dose / view / "training_history.json").read_text())
-            skipped = (dose, view) == ("dose_1000", "sparse")
-            assert checkpoint["status"] == history["status"] == ("skipped" if skipped else "ok")
-            for split in ("train", "test"):
-                folder = outputs / dose / view / split
-                record = json.loads(latest_version(folder / "pinn_record.json").read_text())
-                obj = np.load(latest_version(folder / "pinn_object.npz"))
-                assert json.loads(str(obj["_metadata"]))["status"] == record["status"]
-                if skipped:
-                    assert record["status"] == "skipped" and obj["object"].shape == (0, 0)
-                    continue
-                assert record["status"] == "ok" and list(obj["object"].shape) == record["canvas_shape"]
-                assert np.isfinite(obj["object"]).all() and np.abs(obj["object"]).max() > 0
-                assert record["throughput_patterns_per_s"]["predict_and_stitch"] > 0
-                assert (folder / "pinn_gs1_object.npz").exists() == (view != "baseline")
-                if view != "baseline":
-                    assert record["gs1"]["status"] == "ok"
-            if not skipped:
-                assert history["stop_reason"] in ("converged", "max_epochs") and history["best_epoch"] >= 1
-                assert len(history["validation_loss"]) == history["epochs_run"]
-    assert latest_version(data / "08_reporting" / "training_curves.png").stat().st_size > 0

@@ -1,5 +1,5 @@
 """Shared helpers of the reconstruction tests: synthetic scan views built with the project's
-own physics (no selection stage needed) and small LSQML settings.
+own physics (no selection stage needed) and small engine settings.
 
 A support module rather than a ``conftest.py``: test modules import ``conftest`` by name for
 the project-wide fixtures, and a second ``conftest`` would shadow it.
@@ -11,17 +11,45 @@ import functools
 from typing import Any
 
 import numpy as np
+from contract_payloads import selection_telemetry
 
-from fly64_kedro.parameters.reconstruction import LSQMLParams
+from fly64_kedro.contracts import ScanView
+from fly64_kedro.parameters.reconstruction import ReconstructionParams
 from fly64_kedro.physics import forward, ground_truth, scan
+from fly64_kedro.reconstruction import ENGINES, Problem, RunSettings
+from fly64_kedro.reconstruction.engines import EngineOptions
 
 N = 32
+MARGIN_PX = 2
+SETTINGS = RunSettings(device="cpu", dtype="float32", progress_bar_delay_s=60)
+"""CPU, float32, no progress bar."""
+SMALL_OPTIONS: dict[str, dict[str, Any]] = {
+    "lsqml": {"num_epochs": 2, "batch_size": 50},
+    "epie": {"num_epochs": 2, "batch_size": 50},
+    "dm": {"num_epochs": 2},
+}
+"""Two epochs of every engine."""
 
 
-def params(**overrides: object) -> LSQMLParams:
-    """Small LSQML settings for tests (2 epochs, CPU), with ``overrides``."""
-    values = {"num_epochs": 2, "batch_size": 50, "canvas_margin_px": 2, "device": "cpu", "progress_bar_delay_s": 60}
-    return LSQMLParams(**{**values, **overrides})
+def options(engine: str = "lsqml", **overrides: object) -> EngineOptions:
+    """``engine``'s options model with the small settings and ``overrides``."""
+    return ENGINES[engine].options_model(**{**SMALL_OPTIONS[engine], **overrides})
+
+
+def params(engine: str = "lsqml", **overrides: object) -> ReconstructionParams:
+    """``params:reconstruction`` running ``engine`` alone, small settings and option ``overrides``, on the CPU."""
+    return ReconstructionParams(engines=[engine], options={engine: {**SMALL_OPTIONS[engine], **overrides}},
+                                canvas_margin_px=MARGIN_PX, device="cpu", progress_bar_delay_s=60)
+
+
+def scan_view(payload: dict[str, Any], dataset: str = "memory scan view") -> ScanView:
+    """The checked ``ScanView`` of a payload."""
+    return ScanView.from_payload(payload, dataset)
+
+
+def problem(payload: dict[str, Any]) -> Problem:
+    """The reconstruction problem of a scan-view payload on its canvas (``MARGIN_PX``)."""
+    return Problem.from_measurements(scan_view(payload), MARGIN_PX)
 
 
 def simulate_view(n_positions: int, dose: float, object_size: int = 96, patch_size: int = N,
@@ -30,7 +58,7 @@ def simulate_view(n_positions: int, dose: float, object_size: int = 96, patch_si
 
     The payload follows the scan-view contract: diffraction = sqrt(counts) float32,
     positions, the probe, intensity_scale, and ``_metadata`` with the selection telemetry
-    of a baseline view.
+    of a view that kept every position.
     """
     obj = ground_truth.synthesize_object(object_size, 12, 0.95, (0.55, 1.0), 1.0, 0.04, 0.15, 1.5, seed=seed)
     probe = ground_truth.synthesize_probe(patch_size, 0.5, patch_size / 2)
@@ -40,12 +68,8 @@ def simulate_view(n_positions: int, dose: float, object_size: int = 96, patch_si
     scale = forward.intensity_scale_for_dose(expected, dose)
     expected *= np.float32(scale)
     counts = forward.poisson_counts(expected, rng) if noise else expected
-    metadata = {
-        "selection_strategy": "all", "acceptance_rate": 1.0, "spacing_threshold": None,
-        "n_accepted": n_positions, "n_rejected": 0, "measured_overlap": 0.83,
-        "min_positions": {"lsqml": 2, "pinn": 1}, "sufficient_for": {"lsqml": n_positions >= 2, "pinn": True},
-        "_loaded_from": {"path": "memory://scan_view.npz", "version": "2026-01-01T00.00.00.000Z"},
-    }
+    metadata = {**selection_telemetry(n_positions),
+                "_loaded_from": {"path": "memory://scan_view.npz", "version": "2026-01-01T00.00.00.000Z"}}
     view = {"diffraction": np.sqrt(counts), "ycoords": y, "xcoords": x, "scan_index": np.arange(n_positions),
             "probeGuess": probe, "intensity_scale": np.array(scale), "_metadata": metadata}
     return view, obj

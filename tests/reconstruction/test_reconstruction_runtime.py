@@ -9,19 +9,26 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from reconstruction_support import N, dense_scan, overflow_factor, params
+from reconstruction_support import (
+    SETTINGS,
+    dense_scan,
+    options,
+    overflow_factor,
+    problem,
+)
 
 from fly64_kedro.reconstruction import (
-    DeviceUnavailableError,
-    LSQMLProblem,
+    ENGINES,
     NonFiniteResultError,
     NumericalFailure,
+    Problem,
+    RunSettings,
     is_numerical_failure,
-    problem_from_view,
-    resolve_device,
-    run_lsqml,
+    run_engine,
 )
-from fly64_kedro.reconstruction.runtime import peak_memory
+from fly64_kedro.runtime import DeviceUnavailableError, peak_memory, resolve_device
+
+FLOAT64 = RunSettings(device="cpu", dtype="float64", progress_bar_delay_s=SETTINGS.progress_bar_delay_s)
 
 
 def _device_override() -> torch.device | None:
@@ -38,11 +45,11 @@ def _global_streams() -> tuple[float, float, float]:
 @pytest.mark.parametrize("fail", [False, True])
 def test_torch_defaults_and_global_streams_are_restored(fail: bool) -> None:
     """A float64 task (pty-chi sets the process-wide dtype, device and seeds) leaves nothing behind."""
-    problem = problem_from_view(dense_scan()[0], "dense view", N, margin_px=2)
+    job = problem(dense_scan()[0])
     if fail:  # the same guarantees when the job ends in a numerical failure
-        factor = overflow_factor(problem.counts)
-        problem = LSQMLProblem(problem.counts * factor, problem.probe * np.sqrt(factor), problem.ycoords,
-                               problem.xcoords, problem.canvas_origin_yx, problem.canvas_shape)
+        factor = overflow_factor(job.counts)
+        job = Problem(job.counts * factor, job.probe * np.sqrt(factor), job.ycoords, job.xcoords,
+                      job.canvas_origin_yx, job.canvas_shape)
     torch.manual_seed(11)
     np.random.seed(11)
     random.seed(11)
@@ -53,7 +60,7 @@ def test_torch_defaults_and_global_streams_are_restored(fail: bool) -> None:
     random.setstate(states[2])
     assert torch.get_default_dtype() == torch.float32 and _device_override() is None
     try:
-        run_lsqml(problem, params(dtype="float64", num_epochs=1), seed=5)
+        run_engine(ENGINES["lsqml"], options("lsqml", num_epochs=1), job, FLOAT64, seed=5, label="test")
     except NumericalFailure:
         assert fail
     assert torch.get_default_dtype() == torch.float32
@@ -63,8 +70,9 @@ def test_torch_defaults_and_global_streams_are_restored(fail: bool) -> None:
 
 
 def test_float64_result_is_returned_as_complex64() -> None:
-    problem = problem_from_view(dense_scan()[0], "dense view", N, margin_px=2)
-    assert run_lsqml(problem, params(dtype="float64", num_epochs=1), seed=5).object.dtype == np.complex64
+    result = run_engine(ENGINES["lsqml"], options("lsqml", num_epochs=1), problem(dense_scan()[0]), FLOAT64, seed=5,
+                        label="test")
+    assert result.object.dtype == np.complex64
 
 
 def test_device_is_resolved_and_a_missing_gpu_is_a_clear_error() -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kedro_project import TEST_DATA, latest_version, make_project_copy, run_kedro
 from distributed import LocalCluster
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Node, Pipeline
 from kedro_datasets.json import JSONDataset
+from kedro_project import TEST_DATA, latest_version, make_project_copy, run_kedro
 
 from fly64_kedro.runners import DaskRunner, InMemoryHandoffError
 from fly64_kedro.runners.dask_runner import SCHEDULER_ENV_VAR

@@ -1,6 +1,10 @@
-"""Project datasets: NPZ arrays with JSON metadata, torch checkpoints."""
+"""Project datasets: NPZ arrays with JSON metadata (plain, or loaded as stage contracts), torch checkpoints."""
 
-from fly64_kedro.datasets.npz_dataset import NPZDataset, ObjectNPZDataset
+from fly64_kedro.datasets.npz_dataset import (
+    ContractDataset,
+    NPZDataset,
+    ObjectNPZDataset,
+)
 from fly64_kedro.datasets.torch_checkpoint import TorchCheckpointDataset
 
-__all__ = ["NPZDataset", "ObjectNPZDataset", "TorchCheckpointDataset"]
+__all__ = ["ContractDataset", "NPZDataset", "ObjectNPZDataset", "TorchCheckpointDataset"]

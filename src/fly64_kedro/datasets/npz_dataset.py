@@ -27,6 +27,8 @@ from kedro.io.core import (
 )
 from kedro_datasets._typing import ImagePreview, JSONPreview
 
+from fly64_kedro.contracts import CONTRACTS
+from fly64_kedro.datasets.previews import complex_image_png
 from fly64_kedro.provenance import LOADED_FROM_KEY
 
 METADATA_KEY = "_metadata"
@@ -106,7 +108,7 @@ class NPZDataset(AbstractVersionedDataset[dict, dict]):
           versioned: true
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         filepath: str,
@@ -145,6 +147,10 @@ class NPZDataset(AbstractVersionedDataset[dict, dict]):
         return f"NPZ dataset '{path}'"
 
     def load(self) -> dict[str, Any]:
+        return self._load_payload()
+
+    def _load_payload(self) -> dict[str, Any]:
+        """The file's arrays and metadata, checked for the required keys and annotated with its version."""
         load_path = get_filepath_str(self._get_load_path(), self._protocol)
         where = self._where(load_path)
         if not self._fs.exists(load_path):
@@ -231,32 +237,13 @@ class NPZDataset(AbstractVersionedDataset[dict, dict]):
 
     def preview(self) -> JSONPreview:
         """Shapes, dtypes and metadata, for kedro-viz."""
-        payload = self.load()
+        payload = self._load_payload()
         summary = {
             key: {"shape": list(value.shape), "dtype": str(value.dtype)}
             for key, value in payload.items()
             if key != METADATA_KEY
         }
         return JSONPreview(json.dumps({"arrays": summary, "metadata": payload.get(METADATA_KEY, {})}))
-
-
-def complex_image_png(image: np.ndarray, title: str) -> bytes:
-    """PNG bytes of a complex image's amplitude and phase side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(8, 4), constrained_layout=True)
-    for axis, (name, part) in zip(axes, (("amplitude", np.abs(image)), ("phase (rad)", np.angle(image)))):
-        shown = axis.imshow(part, cmap="gray" if name == "amplitude" else "twilight")
-        axis.set_title(f"{title}: {name}")
-        axis.axis("off")
-        figure.colorbar(shown, ax=axis, shrink=0.8)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    return buffer.getvalue()
 
 
 class ObjectNPZDataset(NPZDataset):
@@ -270,7 +257,7 @@ class ObjectNPZDataset(NPZDataset):
         super().__init__(**kwargs)
 
     def preview(self) -> ImagePreview:  # type: ignore[override]
-        payload = self.load()
+        payload = self._load_payload()
         image = np.asarray(payload[self._image_key])
         image = image[0] if image.ndim == 3 else image
         if image.size == 0:  # a skipped or failed job writes an empty object
@@ -280,3 +267,40 @@ class ObjectNPZDataset(NPZDataset):
         else:
             png = complex_image_png(image, self._image_key)
         return ImagePreview(base64.b64encode(png).decode("ascii"))
+
+
+class ContractDataset(ObjectNPZDataset):
+    """An NPZ file that loads as a stage contract (``fly64_kedro.contracts``), checked once, here.
+
+    ``contract`` names the class (e.g. ``ScanView``); ``load`` returns that value and refuses
+    a file that does not satisfy it, naming the file, the field, what was expected and what
+    was found; ``save`` writes its payload. ``image_key`` (optional) names the complex image
+    kedro-viz shows; without it the preview lists shapes, dtypes and metadata.
+
+    Example catalog entry::
+
+        "{dose}.{view}.{split}.scan_view":
+          type: fly64_kedro.datasets.ContractDataset
+          contract: ScanView
+          filepath: ${globals:data_root}/04_feature/{dose}/{view}/{split}/scan_view.npz
+          versioned: true
+    """
+
+    def __init__(self, *, contract: str, image_key: str | None = None, **kwargs: Any) -> None:
+        if contract not in CONTRACTS:
+            raise DatasetError(f"unknown contract {contract!r}; known: {sorted(CONTRACTS)}")
+        self._contract = CONTRACTS[contract]
+        super().__init__(image_key=image_key or "", **kwargs)
+
+    def _describe(self) -> dict[str, Any]:
+        return {**super()._describe(), "contract": self._contract.__name__}
+
+    def load(self) -> Any:
+        payload = self._load_payload()
+        return self._contract.from_payload(payload, get_filepath_str(self._get_load_path(), self._protocol))
+
+    def save(self, data: Any) -> None:
+        super().save(data if isinstance(data, dict) else data.to_payload())
+
+    def preview(self) -> ImagePreview | JSONPreview:  # type: ignore[override]
+        return super().preview() if self._image_key else NPZDataset.preview(self)

@@ -6,6 +6,12 @@
 * ``score``: one arm of one cell → aligned images, FRC curves and tidy metric rows.
 """
 
-from fly64_kedro.metrics.score import CellResult, expected_metrics, not_scored, score_cell, score_reconstruction
+from fly64_kedro.metrics.score import (
+    CellResult,
+    expected_metrics,
+    not_scored,
+    score_cell,
+    score_reconstruction,
+)
 
 __all__ = ["CellResult", "expected_metrics", "not_scored", "score_cell", "score_reconstruction"]

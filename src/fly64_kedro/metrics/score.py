@@ -1,7 +1,7 @@
 """Score one reconstruction of one cell: align to the truth, then metric rows (method-agnostic).
 
 ``score_cell`` is the whole per-arm computation of the comparison: it reads the status of
-an object payload (as written by training or reconstruction), aligns an ``ok`` canvas to
+an ``ObjectEstimate`` (as written by training or reconstruction), aligns an ``ok`` canvas to
 the truth over the cell's support with ``align_to_truth`` and measures every metric of
 amplitude and phase on that support; a skipped or failed arm yields the same rows with NaN
 values and its status and reason, and a metric the support is too small for is NaN with
@@ -28,13 +28,17 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from fly64_kedro.contracts import ObjectEstimate
 from fly64_kedro.metrics import quality
-from fly64_kedro.metrics.alignment import Alignment, DegenerateReconstruction, align_to_truth
+from fly64_kedro.metrics.alignment import (
+    Alignment,
+    DegenerateReconstruction,
+    align_to_truth,
+)
 from fly64_kedro.metrics.frc import frc_crossing, frc_curve
 from fly64_kedro.metrics.quality import MetricUndefined
 from fly64_kedro.metrics.support import Support
 from fly64_kedro.parameters.comparison import ComparisonParams
-from fly64_kedro.validation import InputDataError, require_complex_2d, require_field
 
 COMPONENTS: tuple[str, str] = ("amplitude", "phase")
 IMAGE_METRICS: tuple[str, ...] = ("ms_ssim", "ssim", "mae", "rmse", "psnr", "pearson")
@@ -219,31 +223,20 @@ def score_reconstruction(
     return CellResult("ok", "", ordered, alignment, curves, record, undefined)
 
 
-def score_cell(
-    reconstruction: dict[str, Any], truth: np.ndarray, support: Support, params: ComparisonParams, dataset: str,
-) -> CellResult:
-    """Score an object payload (``object`` (H, W) complex64, ``canvas_origin_yx`` (2,), ``_metadata.status``).
+def score_cell(estimate: ObjectEstimate, truth: np.ndarray, support: Support, params: ComparisonParams,
+               dataset: str) -> CellResult:
+    """Score one arm's ``ObjectEstimate`` (object (H, W) complex64 on its canvas, status).
 
-    A payload whose status is not 'ok' (upstream skipped or failed) yields NaN rows with its
-    status and reason; an 'ok' payload with non-finite pixels, or one that cannot be
-    aligned, yields status 'failed' with the cause. An 'ok' payload with a missing field or
-    an empty object is a contract violation: ``InputDataError`` naming ``dataset``.
+    An estimate whose status is not 'ok' (upstream skipped or failed) yields NaN rows with its
+    status and reason; an 'ok' estimate with non-finite pixels, or one that cannot be
+    aligned, yields status 'failed' with the cause, naming ``dataset``.
     """
-    metadata = reconstruction.get("_metadata") or {}
-    status = metadata.get("status", "ok")
-    if status != "ok":
-        return not_scored(status, metadata.get("reason") or f"upstream status '{status}'", params)
-    obj = require_field(reconstruction, dataset, "object")
-    origin = require_field(reconstruction, dataset, "canvas_origin_yx").astype(np.float64)
-    if origin.shape != (2,) or not np.isfinite(origin).all():
-        raise InputDataError(dataset, "canvas_origin_yx", "(2,) finite object-pixel coordinates", origin.tolist())
-    if obj.size == 0:
-        raise InputDataError(dataset, "object", "a non-empty canvas when status is 'ok'", f"shape {obj.shape}")
-    if not np.isfinite(obj).all():
-        bad = int((~np.isfinite(obj)).sum())
+    if not estimate.ok:
+        return not_scored(estimate.status, estimate.reason or f"upstream status '{estimate.status}'", params)
+    if not np.isfinite(estimate.object).all():
+        bad = int((~np.isfinite(estimate.object)).sum())
         return not_scored("failed", f"{dataset}: {bad} non-finite pixels in the reconstruction", params)
-    obj = require_complex_2d(reconstruction, dataset, "object")
     try:
-        return score_reconstruction(obj, origin, truth, support, params)
+        return score_reconstruction(estimate.object, estimate.canvas_origin_yx, truth, support, params)
     except DegenerateReconstruction as exc:
         return not_scored("failed", f"{dataset}: {exc}", params)

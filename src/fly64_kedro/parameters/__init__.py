@@ -15,10 +15,15 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from fly64_kedro.parameters.comparison import ComparisonParams
-from fly64_kedro.parameters.reconstruction import LSQMLParams
+from fly64_kedro.parameters.reconstruction import ReconstructionParams
 from fly64_kedro.parameters.runner import RunnerParams
 from fly64_kedro.parameters.selection import SelectionParams
-from fly64_kedro.parameters.study import GroundTruthParams, ScanParams, StudyDesign, ViewSpec
+from fly64_kedro.parameters.study import (
+    GroundTruthParams,
+    ScanParams,
+    StudyDesign,
+    ViewSpec,
+)
 from fly64_kedro.parameters.training import TrainingParams
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -27,7 +32,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "scan": ScanParams,
     "selection": SelectionParams,
     "training": TrainingParams,
-    "lsqml": LSQMLParams,
+    "reconstruction": ReconstructionParams,
     "comparison": ComparisonParams,
     "runner": RunnerParams,
 }

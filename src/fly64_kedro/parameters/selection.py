@@ -27,7 +27,7 @@ class SelectionParams(_Strict):
     """Floor = max(floor_minimum, bound_factor · bound): the share of the bound a rule must reach."""
     floor_minimum: float = Field(ge=0, lt=1)
     """Absolute lower limit of the acceptance floor."""
-    lsqml_min_positions: int = Field(ge=1)
-    """Fewest positions an LSQML reconstruction accepts; a smaller view is flagged and skipped downstream."""
+    iterative_min_positions: int = Field(ge=1)
+    """Fewest positions an iterative engine accepts; a smaller view is flagged and skipped downstream."""
     figure: SelectionFigureParams
     """Settings of ``selection_figure``."""

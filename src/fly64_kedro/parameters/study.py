@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import math
 import re
+from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -93,10 +93,68 @@ class StudyDesign(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _has_a_gridsize_one_view(self) -> StudyDesign:
+        if not any(view.gridsize == 1 for view in self.views.values()):
+            raise ValueError("at least one view must have gridsize 1: its network also runs on every other view "
+                             f"(the gs1 arm); got gridsizes {({name: v.gridsize for name, v in self.views.items()})}")
+        return self
+
     def spacing_threshold(self, view: str) -> float | None:
         """Minimum centre spacing S = (1 − f)·N in px for a view, None for 'keep all'."""
         fraction = self.views[view].overlap_fraction
         return None if fraction is None else (1.0 - fraction) * self.patch_size
+
+    @property
+    def gs1_reference_view(self) -> str:
+        """The gridsize-1 view whose network also runs on every view (the first gridsize-1 view)."""
+        return next(name for name, view in self.views.items() if view.gridsize == 1)
+
+    def dose_cells(self) -> list[Cell]:
+        """One cell per dose (simulation jobs)."""
+        return [Cell(float(dose)) for dose in self.doses]
+
+    def network_cells(self) -> list[Cell]:
+        """One cell per (dose, view): a network, a selection job."""
+        return [Cell(float(dose), view) for dose in self.doses for view in self.views]
+
+    def cells(self) -> list[Cell]:
+        """One cell per (dose, view, split): a reconstruction, a scored cell of the study table."""
+        return [Cell(float(dose), view, split) for dose in self.doses for view in self.views for split in SPLITS]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A coordinate of the study grid: a dose, optionally a view, optionally a split.
+
+    Its ``namespace`` names the Kedro jobs and the catalog datasets of the cell, e.g.
+    ``dose_1000``, ``dose_1000.sparse``, ``dose_1000.sparse.test``.
+    """
+
+    dose: float
+    view: str | None = None
+    split: str | None = None
+
+    @property
+    def dose_namespace(self) -> str:
+        return dose_namespace(self.dose)
+
+    @property
+    def namespace(self) -> str:
+        return ".".join(part for part in (self.dose_namespace, self.view, self.split) if part)
+
+    def dataset(self, name: str) -> str:
+        """The catalog name of this cell's dataset ``name``, e.g. 'dose_1000.sparse.test.scan_view'."""
+        return f"{self.namespace}.{name}"
+
+    def with_split(self, split: str) -> Cell:
+        return Cell(self.dose, self.view, split)
+
+    def with_view(self, view: str) -> Cell:
+        return Cell(self.dose, view, self.split)
+
+    def __str__(self) -> str:
+        return self.namespace
 
 
 def dose_namespace(dose: float) -> str:
@@ -142,6 +200,10 @@ class ProbeParams(_Strict):
     """Pupil radius as a fraction of the detector's Nyquist frequency."""
     defocus_diameter_fraction: float = Field(gt=0, le=0.9)
     """Geometric diameter of the defocused disc as a fraction of N (≈ 0.5 respects oversampling)."""
+
+
+USER_GROUND_TRUTH = "user_ground_truth"
+"""The catalog entry of a user's own object and probe, read when ``ground_truth.source`` is 'catalog'."""
 
 
 class GroundTruthParams(_Strict):

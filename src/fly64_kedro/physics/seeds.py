@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 
 
-def derive_seed(root_seed: int, *keys: str | int | float) -> int:
+def derive_seed(root_seed: int, *keys: str | float) -> int:
     """Return a 32-bit seed derived from ``root_seed`` and a path of keys.
 
     Different key paths give statistically independent streams (numpy ``SeedSequence``
@@ -18,6 +18,6 @@ def derive_seed(root_seed: int, *keys: str | int | float) -> int:
     return int(sequence.generate_state(1, dtype=np.uint32)[0])
 
 
-def rng_for(root_seed: int, *keys: str | int | float) -> np.random.Generator:
+def rng_for(root_seed: int, *keys: str | float) -> np.random.Generator:
     """A seeded numpy Generator for the stream named by ``keys``."""
     return np.random.default_rng(derive_seed(root_seed, *keys))

@@ -26,11 +26,7 @@ from fly64_kedro.pinn.grouping import Groups
 from fly64_kedro.pinn.loss import LOSSES
 from fly64_kedro.pinn.network import FLOAT, PtychoPINN
 from fly64_kedro.pinn.physics import far_field_counts
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    """JSON-safe loss value: non-finite losses are recorded as null."""
-    return value if value is not None and math.isfinite(value) else None
+from fly64_kedro.records import finite_or_none
 
 
 class _Batches:
@@ -171,7 +167,7 @@ def fit(
                       zip(candidates, optimizers)]
             monitors = [evaluate(c, validation, params.loss, params.inference_batch_size) if validation else loss
                         for c, loss in zip(candidates, losses)]
-            history["candidate_losses"].append([_finite_or_none(value) for value in monitors])
+            history["candidate_losses"].append([finite_or_none(value) for value in monitors])
             chosen = int(np.nanargmin(np.where(np.isfinite(monitors), monitors, np.nan))) if np.isfinite(
                 monitors).any() else 0
             model, optimizer, train_loss = candidates[chosen], optimizers[chosen], losses[chosen]
@@ -188,8 +184,8 @@ def fit(
                            if validation is not None else None)
         monitored = train_loss if validation_loss is None else validation_loss
         history["epoch"].append(epoch + 1)
-        history["train_loss"].append(_finite_or_none(train_loss))
-        history["validation_loss"].append(_finite_or_none(validation_loss))
+        history["train_loss"].append(finite_or_none(train_loss))
+        history["validation_loss"].append(finite_or_none(validation_loss))
         history["learning_rate"].append(optimizer.param_groups[0]["lr"])
         history["epoch_seconds"].append(time.perf_counter() - started)
         if not math.isfinite(monitored):
@@ -212,7 +208,7 @@ def fit(
     history.update(
         epochs_run=n_epochs,
         best_epoch=stopping.best_epoch or None,
-        best_validation_loss=_finite_or_none(stopping.best) if validation is not None else None,
+        best_validation_loss=finite_or_none(stopping.best) if validation is not None else None,
         final_train_loss=history["train_loss"][-1] if n_epochs else None,
         final_validation_loss=history["validation_loss"][-1] if n_epochs else None,
         train_seconds=train_seconds,

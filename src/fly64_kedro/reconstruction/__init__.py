@@ -1,31 +1,24 @@
-"""Iterative reconstruction with pty-chi (LSQML): a plain-Python wrapper, usable without Kedro."""
+"""Iterative reconstruction with pty-chi's engines: plain Python, usable without Kedro.
 
-from fly64_kedro.reconstruction.failures import NonFiniteResultError, NumericalFailure, is_numerical_failure
-from fly64_kedro.reconstruction.lsqml import (
-    LOSS_DEFINITION,
-    LSQMLProblem,
-    LSQMLResult,
-    degenerate_scan_reason,
-    lsqml_options,
-    problem_from_view,
-    ptychi_task_inputs,
-    run_lsqml,
+* ``problem``: measurements in pty-chi's conventions (counts, scaled probe, positions, canvas);
+* ``engines``: the engines (LSQML, ePIE, DM), each an options model and an options builder;
+* ``runner``: the shell every engine runs in (task, epochs, failures, torch state, time, memory);
+* ``failures``: which errors are known numerical failures.
+"""
+
+from fly64_kedro.reconstruction.engines import ENGINES, Engine
+from fly64_kedro.reconstruction.failures import (
+           NonFiniteResultError,
+           NumericalFailure,
+           is_numerical_failure,
 )
-from fly64_kedro.reconstruction.runtime import DeviceUnavailableError, preserved_torch_state, resolve_device
+from fly64_kedro.reconstruction.problem import Problem
+from fly64_kedro.reconstruction.runner import (
+           EngineResult,
+           RunSettings,
+           run_engine,
+           task_inputs,
+)
 
-__all__ = [
-    "LOSS_DEFINITION",
-    "DeviceUnavailableError",
-    "LSQMLProblem",
-    "LSQMLResult",
-    "NonFiniteResultError",
-    "NumericalFailure",
-    "degenerate_scan_reason",
-    "is_numerical_failure",
-    "lsqml_options",
-    "preserved_torch_state",
-    "problem_from_view",
-    "ptychi_task_inputs",
-    "resolve_device",
-    "run_lsqml",
-]
+__all__ = ["ENGINES", "Engine", "EngineResult", "NonFiniteResultError", "NumericalFailure",
+           "Problem", "RunSettings", "is_numerical_failure", "run_engine", "task_inputs"]

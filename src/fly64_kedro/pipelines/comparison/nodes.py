@@ -9,35 +9,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fly64_kedro.contracts import GroundTruth, ObjectEstimate, ScanView
+from fly64_kedro.methods import FLAT_FLOOR, PINN, TRUTH_CEILING, Method
 from fly64_kedro.metrics import score_cell
 from fly64_kedro.metrics.score import ROW_COLUMNS
 from fly64_kedro.metrics.support import Support, view_support
 from fly64_kedro.parameters import StudyDesign
 from fly64_kedro.parameters.comparison import ComparisonParams
+from fly64_kedro.parameters.study import Cell
 from fly64_kedro.physics.geometry import canvas_for_positions
 from fly64_kedro.provenance import LOADED_FROM_KEY
-from fly64_kedro.validation import validate_ground_truth
+from fly64_kedro.records import finite_or_none
 
 logger = logging.getLogger(__name__)
 
-FLAT_FLOOR = "flat_floor"
-"""The flat object 1+0j every method starts from, scored through the same path: the floor of a cell."""
-TRUTH_CEILING = "truth_ceiling"
-"""The truth on the cell's support and the flat object elsewhere, scored through the same path: the ceiling."""
-
-METHOD_ORDER: tuple[str, ...] = (FLAT_FLOOR, "pinn", "pinn_gs1", "lsqml", TRUTH_CEILING)
 HEADLINE_METRICS: tuple[tuple[str, str], ...] = (("phase", "ms_ssim"), ("amplitude", "ms_ssim"))
 """Summary columns, phase MS-SSIM first (the study's headline metric); the CSV table holds every metric."""
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN/±inf → None so JSON stays standard; other values unchanged."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 def control_arms(truth: np.ndarray, support: Support, ycoords: np.ndarray, xcoords: np.ndarray,
-                 patch_size: int) -> dict[str, dict[str, Any]]:
-    """The floor and ceiling arms of a cell, as object payloads on the view's canvas.
+                 patch_size: int) -> dict[str, ObjectEstimate]:
+    """The floor and ceiling arms of a cell, as object estimates on the view's canvas.
 
     Both lie on the canvas that covers every patch of the view (``physics.geometry``):
     ``flat_floor`` is 1+0j everywhere; ``truth_ceiling`` is the truth on the support and
@@ -51,58 +43,53 @@ def control_arms(truth: np.ndarray, support: Support, ycoords: np.ndarray, xcoor
     bottom, right = min(oy + shape[0], truth.shape[0]), min(ox + shape[1], truth.shape[1])
     ceiling[top - oy:bottom - oy, left - ox:right - ox] = truth[top:bottom, left:right]
     ceiling[~support.mask_over(region)] = 1
-    ok = {"status": "ok"}
-    return {FLAT_FLOOR: {"object": np.ones(shape, dtype=np.complex64), "canvas_origin_yx": origin, "_metadata": ok},
-            TRUTH_CEILING: {"object": ceiling, "canvas_origin_yx": origin, "_metadata": ok}}
+    return {FLAT_FLOOR.name: ObjectEstimate(np.ones(shape, dtype=np.complex64), origin),
+            TRUTH_CEILING.name: ObjectEstimate(ceiling, origin)}
 
 
 def score_view_cell(
-    ground_truth: dict[str, Any],
-    scan_view: dict[str, Any],
+    ground_truth: GroundTruth,
+    scan_view: ScanView,
     study: StudyDesign,
     comparison: ComparisonParams,
     *,
-    dose: float,
-    view: str,
-    split: str,
-    namespace: str,
-    **arms: dict[str, Any],
+    cell: Cell,
+    **arms: ObjectEstimate,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Align and score every arm of one cell, and its floor and ceiling, on the cell's support.
+    """Align and score every arm of one (dose, view, split) cell, and its floor and ceiling, on the cell's support.
 
-    ``arms`` maps method name → object payload (``object``, ``canvas_origin_yx``,
-    ``_metadata.status``). The support comes from the view's positions and probe.
-    Returns (scores JSON: tidy rows, FRC rows, records; aligned images NPZ: ``truth``, the
-    ``support`` mask and one (h, w) complex64 image per scored arm, for the gallery).
+    ``arms`` maps method name → its ``ObjectEstimate``. The support comes from the view's
+    positions and probe. Returns (scores JSON: tidy rows, FRC rows, records; aligned images
+    NPZ: ``truth``, the ``support`` mask and one (h, w) complex64 image per scored arm, for
+    the gallery).
     """
-    truth, _ = validate_ground_truth(ground_truth, study.patch_size)
-    ycoords, xcoords = scan_view["ycoords"], scan_view["xcoords"]
-    support = view_support(scan_view["probeGuess"], ycoords, xcoords, truth.shape, comparison.support.threshold)
-    coordinates = {"dose": dose, "view": view, "split": split}
+    truth = ground_truth.obj
+    ycoords, xcoords = scan_view.ycoords, scan_view.xcoords
+    support = view_support(scan_view.probe, ycoords, xcoords, truth.shape, comparison.support.threshold)
+    coordinates = {"dose": cell.dose, "view": cell.view, "split": cell.split}
     rows, frc_rows, records, images = [], [], {}, {}
     every_arm = {**arms, **control_arms(truth, support, ycoords, xcoords, study.patch_size)}
-    for method, payload in every_arm.items():
-        result = score_cell(payload, truth, support, comparison, f"{namespace}.{view}.{split}.{method}")
+    for method, estimate in every_arm.items():
+        result = score_cell(estimate, truth, support, comparison, cell.dataset(method))
         rows += result.rows(**coordinates, method=method)
         frc_rows += result.frc_rows(**coordinates, method=method)
-        records[method] = {**result.record,
-                           "input": payload.get("_metadata", {}).get(LOADED_FROM_KEY)}
+        records[method] = {**result.record, "input": estimate.metadata.get(LOADED_FROM_KEY)}
         if result.alignment is not None:
             images[method] = result.alignment.aligned
             images["truth"] = result.alignment.truth
             images["support"] = result.alignment.support
     statuses = {method: record.get("status") for method, record in records.items()}
-    logger.info("compared %s.%s.%s: %s", namespace, view, split, statuses)
+    logger.info("compared %s: %s", cell, statuses)
     scores = {
-        "dose": dose, "view": view, "split": split,
+        **coordinates,
         "support": {"threshold": support.threshold, "region_yx": list(support.region_yx),
                     "pixels": int(support.mask.sum()), "fraction_of_its_box": float(support.mask.mean())},
-        "rows": [{key: _json_safe(value) for key, value in row.items()} for row in rows],
+        "rows": [{key: finite_or_none(value) for key, value in row.items()} for row in rows],
         "frc_rows": frc_rows,
         "records": records,
     }
     aligned = {key: np.asarray(value, dtype=bool if key == "support" else np.complex64) for key, value in images.items()}
-    aligned["_metadata"] = {"dose": dose, "view": view, "split": split, "statuses": statuses}
+    aligned["_metadata"] = {**coordinates, "statuses": statuses}
     return scores, aligned
 
 
@@ -116,19 +103,21 @@ def build_metrics_table(**cell_scores: dict[str, Any]) -> tuple[pd.DataFrame, pd
     return metrics.reset_index(drop=True), frc
 
 
-def _cell_table(metrics: pd.DataFrame, split: str, views: list[str]) -> pd.DataFrame:
-    """Rows dose × view, columns method·metric plus pinn − lsqml per headline metric, for one split."""
+def _cell_table(metrics: pd.DataFrame, split: str, views: list[str], methods: tuple[Method, ...]) -> pd.DataFrame:
+    """Rows dose × view, columns method·metric plus pinn − <engine> per headline metric, for one split."""
     subset = metrics[metrics["split"] == split]
     wide = subset.pivot_table(index=["dose", "view"], columns=["method", "component", "metric"],
                               values="value", aggfunc="first", dropna=False)
     table = pd.DataFrame(index=wide.index)
-    table["support fraction"] = wide.get((TRUTH_CEILING, "alignment", "support_fraction"), np.nan)
+    table["support fraction"] = wide.get((TRUTH_CEILING.name, "alignment", "support_fraction"), np.nan)
     for component, metric in HEADLINE_METRICS:
-        for method in METHOD_ORDER:
-            key = (method, component, metric)
-            table[f"{method} {component} {metric}"] = wide[key] if key in wide else np.nan
-        table[f"pinn − lsqml {component} {metric}"] = (
-            table[f"pinn {component} {metric}"] - table[f"lsqml {component} {metric}"])
+        for method in methods:
+            key = (method.name, component, metric)
+            table[f"{method.name} {component} {metric}"] = wide.get(key, np.nan)
+        for method in methods:
+            if method.iterative:
+                table[f"{PINN.name} − {method.name} {component} {metric}"] = (
+                    table[f"{PINN.name} {component} {metric}"] - table[f"{method.name} {component} {metric}"])
     order = {view: index for index, view in enumerate(views)}
     return table.reset_index().sort_values(["dose", "view"], key=lambda c: c.map(order) if c.name == "view" else c)
 
@@ -156,36 +145,33 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def summarize_study(study: StudyDesign, **cell_scores: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def summarize_study(study: StudyDesign, methods: tuple[Method, ...],
+                    **cell_scores: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Study summary (JSON, Markdown) of the cells' scores: one table per split, rows dose × view, never averaged.
 
     Columns are each arm's headline metrics (phase MS-SSIM first) between the cell's flat
-    floor and truth ceiling, and the per-cell difference pinn − lsqml; arms that were skipped
-    or failed, and metrics a support was too small for, are listed with their reason.
+    floor and truth ceiling, and the per-cell difference of the network to each iterative
+    engine; arms that were skipped or failed, and metrics a support was too small for, are
+    listed with their reason.
     """
     metrics, _ = build_metrics_table(**cell_scores)
     views = list(study.views)
-    tables = {split: _cell_table(metrics, split, views) for split in ("test", "train")}
+    tables = {split: _cell_table(metrics, split, views, methods) for split in ("test", "train")}
     notes = _status_notes(metrics)
     summary = {
         "headline_metric": "phase ms_ssim",
-        "methods": {FLAT_FLOOR: "the flat object 1+0j every method starts from (floor)",
-                    "pinn": "network trained on this (dose, view); gridsize 1 for baseline, 2 otherwise",
-                    "pinn_gs1": "gridsize-1 network of the baseline view, run on this view's positions",
-                    "lsqml": "pty-chi LSQML on this view's positions",
-                    TRUTH_CEILING: "the truth on the support, the flat object elsewhere (ceiling)"},
+        "methods": {method.name: method.description for method in methods},
         "scoring": "every metric on the cell's support (summed probe intensity over the view's kept positions above "
                    "a fraction of its maximum); one phase branch cut per image",
-        "tables": {split: [{k: _json_safe(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+        "tables": {split: [{k: finite_or_none(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
                    for split, table in tables.items()},
         "not_scored": notes,
     }
-    parts = ["# fly64 dose/overlap study — summary", "",
-             "Headline: phase MS-SSIM on the cell's support (1 = perfect). Every cell is one (dose, view, split); "
-             "nothing is averaged across doses or views. Read each method between its cell's `flat_floor` (the flat "
-             "object every method starts from) and `truth_ceiling` (the truth on the support, flat elsewhere). "
-             "`pinn − lsqml` > 0 means the network scored higher.",
-             ""]
+    reading = ("Headline: phase MS-SSIM on the cell's support (1 = perfect). Every cell is one (dose, view, split); "
+               "nothing is averaged across doses or views. Read each method between its cell's `flat_floor` (the flat "
+               "object every method starts from) and `truth_ceiling` (the truth on the support, flat elsewhere). "
+               "`pinn − <engine>` > 0 means the network scored higher.")
+    parts = ["# fly64 dose/overlap study — summary", "", reading, ""]
     for split, table in tables.items():
         parts += [f"## {split} split", "", _markdown_table(table), ""]
     if notes:

@@ -1,57 +1,46 @@
-"""Comparison wiring: one scoring job per (dose, view, split), then the table, summary and figures."""
+"""Comparison wiring: one scoring job per (dose, view, split) over every arm of the method registry, then the reports."""
 
 from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
+from fly64_kedro.methods import Method
 from fly64_kedro.parameters import StudyDesign
-from fly64_kedro.parameters.study import SPLITS
+from fly64_kedro.parameters.study import SPLITS, Cell
 from fly64_kedro.pipelines.comparison import figures, nodes
-from fly64_kedro.pipelines.jobs import bind_job, dose_namespaces, job_cells
-
-BASELINE_VIEW = "baseline"
+from fly64_kedro.pipelines.jobs import bind_job
 
 
-def _arms(namespace: str, view: str, split: str) -> dict[str, str]:
-    """Method → object dataset of one cell; the gs1 arm of the baseline view is its own network."""
-    gs1_view_dataset = (f"{namespace}.{view}.{split}.pinn_object" if view == BASELINE_VIEW
-                        else f"{namespace}.{view}.{split}.pinn_gs1_object")
-    return {
-        "pinn": f"{namespace}.{view}.{split}.pinn_object",
-        "pinn_gs1": gs1_view_dataset,
-        "lsqml": f"{namespace}.{view}.{split}.lsqml_object",
-    }
-
-
-def _cell_pipeline(namespace: str, dose: float, view: str, split: str) -> Pipeline:
-    prefix = f"{namespace}.{view}.{split}"
+def _cell_pipeline(cell: Cell, study: StudyDesign, methods: tuple[Method, ...]) -> Pipeline:
+    arms = {method.name: method.object_dataset(cell, study) for method in methods if not method.control}
     return Pipeline(
-        [Node(bind_job(nodes.score_view_cell, dose=dose, view=view, split=split, namespace=namespace),
-              {"ground_truth": "ground_truth", "scan_view": f"{prefix}.scan_view", "study": "params:study",
-               "comparison": "params:comparison", **_arms(namespace, view, split)},
-              [f"{prefix}.cell_scores", f"{prefix}.aligned_images"], name="score_view_cell")],
-        namespace=prefix, prefix_datasets_with_namespace=False, tags=["comparison", namespace, view],
+        [Node(bind_job(nodes.score_view_cell, cell=cell),
+              {"ground_truth": "ground_truth", "scan_view": cell.dataset("scan_view"), "study": "params:study",
+               "comparison": "params:comparison", **arms},
+              [cell.dataset("cell_scores"), cell.dataset("aligned_images")], name="score_view_cell")],
+        namespace=cell.namespace, prefix_datasets_with_namespace=False,
+        tags=["comparison", cell.dose_namespace, cell.view],
     )
 
 
-def _report_pipeline(study: StudyDesign) -> Pipeline:
-    cells = {f"{ns}.{view}.{split}": f"{ns}.{view}.{split}.cell_scores" for ns, _, view, split in job_cells(study)}
+def _report_pipeline(study: StudyDesign, methods: tuple[Method, ...]) -> Pipeline:
+    cells = {str(cell): cell.dataset("cell_scores") for cell in study.cells()}
     views = list(study.views)
     galleries = [
-        Node(bind_job(figures.plot_gallery, dose=dose, split="test"),
-             {view: f"{namespace}.{view}.test.aligned_images" for view in views},
-             f"{namespace}.gallery_figure", name="plot_gallery", namespace=namespace)
-        for namespace, dose in dose_namespaces(study)
+        Node(bind_job(figures.plot_gallery, dose=dose_cell.dose, split="test", methods=methods),
+             {view: dose_cell.with_view(view).with_split("test").dataset("aligned_images") for view in views},
+             dose_cell.dataset("gallery_figure"), name="plot_gallery", namespace=dose_cell.namespace)
+        for dose_cell in study.dose_cells()
     ]
     # every report reads the cells' scores (which carry their lineage), not the tables made from them
     return Pipeline(
         [
             Node(nodes.build_metrics_table, cells, ["metrics_table", "frc_table"], name="build_metrics_table"),
-            Node(nodes.summarize_study, {"study": "params:study", **cells}, ["study_summary", "study_summary_markdown"],
-                 name="summarize_study"),
-            *[Node(bind_job(figures.metric_vs_dose_figure, views=views, split=split), cells,
+            Node(bind_job(nodes.summarize_study, methods=methods), {"study": "params:study", **cells},
+                 ["study_summary", "study_summary_markdown"], name="summarize_study"),
+            *[Node(bind_job(figures.metric_vs_dose_figure, views=views, split=split, methods=methods), cells,
                    f"metric_vs_dose_{split}_figure", name=f"plot_metric_vs_dose_{split}") for split in SPLITS],
-            Node(bind_job(figures.frc_figure, views=views, split="test"), cells, "frc_figure",
+            Node(bind_job(figures.frc_figure, views=views, split="test", methods=methods), cells, "frc_figure",
                  name="plot_frc_curves"),
             *galleries,
         ],
@@ -59,7 +48,7 @@ def _report_pipeline(study: StudyDesign) -> Pipeline:
     )
 
 
-def create_pipeline(study: StudyDesign) -> Pipeline:
-    """Score every cell of the grid, then gather, summarise and plot."""
-    scoring = [_cell_pipeline(ns, dose, view, split) for ns, dose, view, split in job_cells(study)]
-    return sum(scoring, Pipeline([])) + _report_pipeline(study)
+def create_pipeline(study: StudyDesign, methods: tuple[Method, ...]) -> Pipeline:
+    """Score every cell of the grid over ``methods`` (``methods.study_methods``), then gather, summarise and plot."""
+    scoring = [_cell_pipeline(cell, study, methods) for cell in study.cells()]
+    return sum(scoring, Pipeline([])) + _report_pipeline(study, methods)

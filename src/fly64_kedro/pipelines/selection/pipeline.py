@@ -5,31 +5,30 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from fly64_kedro.parameters import StudyDesign
-from fly64_kedro.parameters.study import SPLITS
-from fly64_kedro.pipelines.jobs import bind_job, dose_namespaces, job_cells
+from fly64_kedro.parameters.study import SPLITS, Cell
+from fly64_kedro.pipelines.jobs import bind_job
 from fly64_kedro.pipelines.selection import nodes
 
 
-def _job_pipeline(namespace: str, dose: float, view: str) -> Pipeline:
+def _job_pipeline(cell: Cell) -> Pipeline:
     return Pipeline(
         [
-            Node(bind_job(nodes.select_scan_views, dose=dose, view=view),
-                 [f"{namespace}.{split}.measurements" for split in SPLITS]
+            Node(bind_job(nodes.select_scan_views, cell=cell),
+                 [Cell(cell.dose).dataset(f"{split}.measurements") for split in SPLITS]
                  + ["probe", "params:study", "params:selection"],
-                 [f"{namespace}.{view}.{split}.scan_view" for split in SPLITS], name=f"select_{view}"),
+                 [cell.dataset(f"{split}.scan_view") for split in SPLITS], name=f"select_{cell.view}"),
         ],
         # one `selection` namespace per dose: nesting it under the view's job namespace would
         # make that namespace read models and write features, a layer cycle in kedro-viz
-        namespace=f"{namespace}.selection",
+        namespace=Cell(cell.dose).dataset("selection"),
         prefix_datasets_with_namespace=False,
-        tags=["selection", namespace, view],
+        tags=["selection", cell.dose_namespace, cell.view],
     )
 
 
 def _report_pipeline(study: StudyDesign) -> Pipeline:
-    every_view = [f"{namespace}.{view}.{split}.scan_view" for namespace, _, view, split in job_cells(study)]
-    first_dose, _ = next(dose_namespaces(study))
-    first_dose_views = [f"{first_dose}.{view}.{split}.scan_view" for view in study.views for split in SPLITS]
+    every_view = [cell.dataset("scan_view") for cell in study.cells()]
+    first_dose_views = [cell.dataset("scan_view") for cell in study.cells() if cell.dose == study.doses[0]]
     return Pipeline(
         [
             Node(nodes.summarize_selection, every_view, ["selection_report", "selection_table"],
@@ -44,5 +43,4 @@ def _report_pipeline(study: StudyDesign) -> Pipeline:
 
 def create_pipeline(study: StudyDesign) -> Pipeline:
     """One ``select_<view>`` job per (dose, view) for both splits (namespace ``dose_1000.selection``), then report and figure."""
-    jobs = [_job_pipeline(namespace, dose, view) for namespace, dose in dose_namespaces(study) for view in study.views]
-    return sum(jobs, Pipeline([])) + _report_pipeline(study)
+    return sum((_job_pipeline(cell) for cell in study.network_cells()), Pipeline([])) + _report_pipeline(study)

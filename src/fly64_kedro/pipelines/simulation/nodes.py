@@ -7,23 +7,38 @@ from typing import Any
 
 import numpy as np
 
+from fly64_kedro.contracts import (
+    GroundTruth,
+    Measurements,
+    Probe,
+    ScanPositions,
+    TruthPatches,
+)
 from fly64_kedro.parameters import GroundTruthParams, ScanParams, StudyDesign
+from fly64_kedro.parameters.study import USER_GROUND_TRUTH, Cell
 from fly64_kedro.physics.forward import (
     extract_patches,
     intensity_scale_for_dose,
     noiseless_intensity,
     poisson_counts,
 )
-from fly64_kedro.physics.ground_truth import measure_probe_diameter, synthesize_object, synthesize_probe
-from fly64_kedro.physics.scan import random_positions, raster_positions, spatial_split_masks
+from fly64_kedro.physics.ground_truth import (
+    measure_probe_diameter,
+    synthesize_object,
+    synthesize_probe,
+)
+from fly64_kedro.physics.scan import (
+    random_positions,
+    raster_positions,
+    spatial_split_masks,
+)
 from fly64_kedro.physics.seeds import derive_seed
 from fly64_kedro.provenance import LOADED_FROM_KEY, add_stage
-from fly64_kedro.validation import validate_ground_truth
 
 logger = logging.getLogger(__name__)
 
 
-def synthesize_ground_truth(ground_truth: GroundTruthParams, study: StudyDesign) -> dict[str, Any]:
+def synthesize_ground_truth(ground_truth: GroundTruthParams, study: StudyDesign) -> GroundTruth:
     """The embedded default: Siemens-star object (H, W) and probe (N, N), complex64."""
     obj_params, probe_params = ground_truth.object, ground_truth.probe
     seed = derive_seed(study.root_seed, "ground_truth")
@@ -49,72 +64,66 @@ def synthesize_ground_truth(ground_truth: GroundTruthParams, study: StudyDesign)
         "probe_parameters": probe_params.model_dump(mode="json"),
         "seed": seed,
     })
-    return {"objectGuess": obj, "probeGuess": probe, "_metadata": metadata}
+    return GroundTruth(obj, probe, metadata).checked_for(study.patch_size, "ground_truth")
 
 
-def import_ground_truth(user_ground_truth: dict[str, Any], study: StudyDesign) -> dict[str, Any]:
-    """The user's own object (H, W) and probe (N, N), complex64, validated once as the study's ground truth.
+def import_ground_truth(user_ground_truth: dict[str, Any], study: StudyDesign) -> GroundTruth:
+    """The user's own object (H, W) and probe (N, N), complex64, checked once as the study's ground truth.
 
     Reads the ``user_ground_truth`` catalog entry (``ground_truth.source: catalog``); the file
     it came from is recorded in the provenance.
     """
-    obj, probe = validate_ground_truth(user_ground_truth, study.patch_size, "user_ground_truth")
-    metadata = add_stage(user_ground_truth.get("_metadata"), "ground_truth", {
+    truth = GroundTruth.from_payload(user_ground_truth, USER_GROUND_TRUTH).checked_for(study.patch_size,
+                                                                                       USER_GROUND_TRUTH)
+    truth.metadata = add_stage(truth.metadata, "ground_truth", {
         "source": "user file (catalog entry user_ground_truth)",
-        "object_shape": list(obj.shape),
+        "object_shape": list(truth.obj.shape),
     })
-    return {"objectGuess": obj, "probeGuess": probe, "_metadata": metadata}
+    return truth
 
 
-def prepare_probe(ground_truth: dict[str, Any], study: StudyDesign) -> dict[str, Any]:
+def prepare_probe(ground_truth: GroundTruth) -> Probe:
     """The known probe given to every method, with its measured diameter (px)."""
-    _, probe = validate_ground_truth(ground_truth, study.patch_size)
-    diameter = measure_probe_diameter(probe)
-    logger.info("probe %d×%d, measured diameter %.1f px (1 − 1/e² energy)", *probe.shape, diameter)
-    metadata = add_stage(ground_truth.get("_metadata"), "probe", {
-        "N": study.patch_size,
+    diameter = measure_probe_diameter(ground_truth.probe)
+    logger.info("probe %d×%d, measured diameter %.1f px (1 − 1/e² energy)", *ground_truth.probe.shape, diameter)
+    metadata = add_stage(ground_truth.metadata, "probe", {
+        "N": int(ground_truth.probe.shape[0]),
         "probe_diameter_px": diameter,
         "probe_diameter_definition": "diameter of the disc about the intensity centroid holding 1 - 1/e^2 of the energy",
     })
-    return {"probeGuess": probe, "_metadata": metadata}
+    return Probe(ground_truth.probe, diameter, metadata)
 
 
-def draw_scan_positions(ground_truth: dict[str, Any], study: StudyDesign, scan: ScanParams) -> dict[str, Any]:
+def draw_scan_positions(ground_truth: GroundTruth, study: StudyDesign, scan: ScanParams) -> ScanPositions:
     """Scan positions (n,) float64 in object pixels, integer-valued, inside the object minus N/2.
 
     Positions are whole pixels so that the forward model needs no interpolation: both
     methods then see data that their own forward models can explain exactly.
     """
-    obj, _ = validate_ground_truth(ground_truth, study.patch_size)
     seed = derive_seed(study.root_seed, "scan")
     rng = np.random.default_rng(seed)
+    shape = ground_truth.obj.shape
     if scan.pattern == "random":
-        y, x = random_positions(obj.shape, study.patch_size, scan.n_positions, rng)
+        y, x = random_positions(shape, study.patch_size, scan.n_positions, rng)
     else:
-        y, x = raster_positions(obj.shape, study.patch_size, scan.n_positions, scan.jitter_px, rng)
+        y, x = raster_positions(shape, study.patch_size, scan.n_positions, scan.jitter_px, rng)
     metadata = add_stage(None, "scan", {
         "pattern": scan.pattern,
         "n_positions": int(y.size),
         "seed": seed,
-        "object_shape": list(obj.shape),
+        "object_shape": list(shape),
         "border_px": study.patch_size // 2,
         "N": study.patch_size,
     })
-    return {"ycoords": y, "xcoords": x, "scan_index": np.arange(y.size), "_metadata": metadata}
+    return ScanPositions(y, x, np.arange(y.size), metadata)
 
 
-def extract_truth_patches(ground_truth: dict[str, Any], scan_positions: dict[str, Any], study: StudyDesign) -> dict[str, Any]:
+def extract_truth_patches(ground_truth: GroundTruth, scan_positions: ScanPositions, study: StudyDesign) -> TruthPatches:
     """Unilluminated true object patches ``Y`` (n, N, N) complex64 at every scan position."""
-    obj, _ = validate_ground_truth(ground_truth, study.patch_size)
-    patches = extract_patches(obj, scan_positions["ycoords"], scan_positions["xcoords"], study.patch_size)
-    metadata = add_stage(scan_positions.get("_metadata"), "truth_patches", {"N": study.patch_size})
-    return {
-        "Y": patches.astype(np.complex64),
-        "ycoords": scan_positions["ycoords"],
-        "xcoords": scan_positions["xcoords"],
-        "scan_index": scan_positions["scan_index"],
-        "_metadata": metadata,
-    }
+    patches = extract_patches(ground_truth.obj, scan_positions.ycoords, scan_positions.xcoords, study.patch_size)
+    metadata = add_stage(scan_positions.metadata, "truth_patches", {"N": study.patch_size})
+    return TruthPatches(patches.astype(np.complex64), scan_positions.ycoords, scan_positions.xcoords,
+                        scan_positions.scan_index, metadata)
 
 
 def counts_statistics(counts: np.ndarray) -> dict[str, float]:
@@ -131,22 +140,21 @@ def counts_statistics(counts: np.ndarray) -> dict[str, float]:
 
 
 def simulate_diffraction(
-    ground_truth: dict[str, Any],
-    probe: dict[str, Any],
-    scan_positions: dict[str, Any],
+    ground_truth: GroundTruth,
+    probe: Probe,
+    scan_positions: ScanPositions,
     study: StudyDesign,
     *,
-    dose: float,
-) -> dict[str, Any]:
-    """Poisson-noisy far-field data at one dose.
+    cell: Cell,
+) -> Measurements:
+    """Poisson-noisy far-field data at the cell's dose.
 
     ``diffraction`` (n, N, N) float32 = sqrt(counts), DC centred; expected counts are
     ``intensity_scale · |fftshift(fft2(probe · patch))|²`` with the scale chosen so the
-    mean total expected counts per pattern equals ``dose``.
+    mean total expected counts per pattern equals the dose.
     """
-    obj, _ = validate_ground_truth(ground_truth, study.patch_size)
-    probe_array = probe["probeGuess"]
-    intensity = noiseless_intensity(obj, probe_array, scan_positions["ycoords"], scan_positions["xcoords"])
+    dose = cell.dose
+    intensity = noiseless_intensity(ground_truth.obj, probe.probe, scan_positions.ycoords, scan_positions.xcoords)
     scale = intensity_scale_for_dose(intensity, dose)
     intensity *= np.float32(scale)  # in place: expected counts, without a second full-size array
     seed = derive_seed(study.root_seed, "poisson", dose)
@@ -155,45 +163,32 @@ def simulate_diffraction(
     stats = counts_statistics(counts)
     logger.info("dose %g: %d patterns, mean total counts %.1f, %.1f%% zero pixels",
                 dose, counts.shape[0], stats["mean_total_counts"], 100 * stats["zero_pixel_fraction"])
-    metadata = add_stage(probe.get("_metadata"), "simulation", {
+    metadata = add_stage(probe.metadata, "simulation", {
         "dose": dose,
         "dose_definition": "expected photons per diffraction pattern, averaged over the scan",
         "N": study.patch_size,
         "poisson_seed": seed,
         "intensity_scale": scale,
         "counts_statistics": stats,
-        "scan": scan_positions.get("_metadata", {}).get("provenance", [{}])[-1].get("fields"),
-        "scan_positions_source": scan_positions.get("_metadata", {}).get(LOADED_FROM_KEY),  # file and version read
+        "scan": scan_positions.metadata.get("provenance", [{}])[-1].get("fields"),
+        "scan_positions_source": scan_positions.metadata.get(LOADED_FROM_KEY),  # file and version read
         "forward_model": "counts ~ Poisson(intensity_scale * |fftshift(fft2(probe * patch))|^2), unnormalised FFT",
     })
-    return {
-        "diffraction": np.sqrt(counts, out=counts),  # float32 amplitudes, in place
-        "xcoords": scan_positions["xcoords"],
-        "ycoords": scan_positions["ycoords"],
-        "scan_index": scan_positions["scan_index"],
-        "probeGuess": probe_array,
-        "intensity_scale": np.array(scale, dtype=np.float64),
-        "_metadata": metadata,
-    }
+    return Measurements(np.sqrt(counts, out=counts), scan_positions.ycoords, scan_positions.xcoords,
+                        scan_positions.scan_index, probe.probe, scale, metadata)
 
 
-def split_measurements(diffraction: dict[str, Any], study: StudyDesign) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_measurements(diffraction: Measurements, study: StudyDesign) -> tuple[Measurements, Measurements]:
     """Spatial split along ``study.split_axis`` at the midpoint of the scanned range.
 
     Returns (train, test): train = coordinate < midpoint, test = coordinate ≥ midpoint.
     Per-position arrays are split; the probe and the intensity scale are copied.
     """
-    axis_key = "ycoords" if study.split_axis == "y" else "xcoords"
-    train_mask, test_mask, threshold = spatial_split_masks(diffraction[axis_key])
-    n_positions = diffraction[axis_key].shape[0]
+    coordinate = diffraction.ycoords if study.split_axis == "y" else diffraction.xcoords
+    train_mask, test_mask, threshold = spatial_split_masks(coordinate)
     outputs = []
     for split, mask in (("train", train_mask), ("test", test_mask)):
-        subset = {
-            key: (value[mask] if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == n_positions
-                  and key != "probeGuess" else value)
-            for key, value in diffraction.items() if key != "_metadata"
-        }
-        subset["_metadata"] = add_stage(diffraction.get("_metadata"), "split", {
+        metadata = add_stage(diffraction.metadata, "split", {
             "split": split,
             "split_axis": study.split_axis,
             "split_threshold_px": threshold,
@@ -201,5 +196,5 @@ def split_measurements(diffraction: dict[str, Any], study: StudyDesign) -> tuple
                           "threshold = min + (max - min)/2 of the scanned range",
             "n_positions": int(mask.sum()),
         })
-        outputs.append(subset)
+        outputs.append(diffraction.subset(mask, metadata))
     return outputs[0], outputs[1]

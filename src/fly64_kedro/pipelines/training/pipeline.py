@@ -1,7 +1,7 @@
 """Training wiring: ``dose_1000.dense`` trains, ``dose_1000.dense.test`` predicts and stitches.
 
 Every view with gridsize > 1 is also reconstructed by the gridsize-1 network of the same
-dose (trained on the first gridsize-1 view, ``baseline`` by default): ``pinn_gs1_object``.
+dose (trained on the study's gs1 reference view, ``baseline`` by default): ``pinn_gs1_object``.
 """
 
 from __future__ import annotations
@@ -9,41 +9,34 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from fly64_kedro.parameters import StudyDesign
-from fly64_kedro.parameters.study import SPLITS
-from fly64_kedro.pipelines.jobs import bind_job, dose_namespaces
+from fly64_kedro.parameters.study import Cell
+from fly64_kedro.pipelines.jobs import bind_job
 from fly64_kedro.pipelines.training import figures, nodes
 
 
-def gs1_reference_view(study: StudyDesign) -> str | None:
-    """The view whose gridsize-1 network also runs on the gridsize-2 views (the first gridsize-1 view)."""
-    return next((view for view, spec in study.views.items() if spec.gridsize == 1), None)
-
-
-def _train_pipeline(namespace: str, dose: float, view: str, regime: bool) -> Pipeline:
-    data = f"{namespace}.train.measurements" if regime else f"{namespace}.{view}.train.scan_view"
+def _train_pipeline(cell: Cell, study: StudyDesign, training_data: str) -> Pipeline:
+    _, data = nodes.training_data(cell, study, training_data)
     return Pipeline(
-        [Node(bind_job(nodes.train_pinn, dose=dose, view=view),
-              [data, "params:study", "params:training"],
-              [f"{namespace}.{view}.pinn_model", f"{namespace}.{view}.training_history"], name="train_pinn")],
-        namespace=f"{namespace}.{view}",
+        [Node(bind_job(nodes.train_pinn, cell=cell), [data, "params:study", "params:training"],
+              [cell.dataset("pinn_model"), cell.dataset("training_history")], name="train_pinn")],
+        namespace=cell.namespace,
         prefix_datasets_with_namespace=False,
-        tags=["training", namespace, view],
+        tags=["training", cell.dose_namespace, cell.view],
     )
 
 
-def _inference_pipeline(namespace: str, dose: float, view: str, split: str, gs1_view: str | None) -> Pipeline:
-    inputs = [f"{namespace}.{view}.{split}.scan_view", f"{namespace}.{view}.pinn_model", "params:study",
-              "params:training"]
-    outputs = {"object": f"{namespace}.{view}.{split}.pinn_object", "record": f"{namespace}.{view}.{split}.pinn_record"}
-    if gs1_view is not None:
-        inputs.append(f"{namespace}.{gs1_view}.pinn_model")
-        outputs["gs1_object"] = f"{namespace}.{view}.{split}.pinn_gs1_object"
+def _inference_pipeline(cell: Cell, study: StudyDesign) -> Pipeline:
+    network = Cell(cell.dose, cell.view)
+    inputs = [cell.dataset("scan_view"), network.dataset("pinn_model"), "params:study", "params:training"]
+    outputs = {"object": cell.dataset("pinn_object"), "record": cell.dataset("pinn_record")}
+    if study.views[cell.view].gridsize > 1:
+        inputs.append(network.with_view(study.gs1_reference_view).dataset("pinn_model"))
+        outputs["gs1_object"] = cell.dataset("pinn_gs1_object")
     return Pipeline(
-        [Node(bind_job(nodes.reconstruct_with_pinn, dose=dose, view=view, split=split, gs1_view=gs1_view),
-              inputs, outputs, name="reconstruct_with_pinn")],
-        namespace=f"{namespace}.{view}.{split}",
+        [Node(bind_job(nodes.reconstruct_with_pinn, cell=cell), inputs, outputs, name="reconstruct_with_pinn")],
+        namespace=cell.namespace,
         prefix_datasets_with_namespace=False,
-        tags=["training", namespace, view],
+        tags=["training", cell.dose_namespace, cell.view],
     )
 
 
@@ -51,17 +44,12 @@ def create_pipeline(study: StudyDesign, training_data: str = "regime") -> Pipeli
     """One ``train_pinn`` job per (dose, view) and one ``reconstruct_with_pinn`` job per (dose, view, split).
 
     A gridsize-2 view's network trains on the view's train positions (``training_data``
-    'view') or on groups in its regime drawn from the whole train split ('regime').
+    'view') or on groups in its regime drawn from the whole train split ('regime'); it also
+    gets the gridsize-1 network of the study's gs1 reference view run on its positions.
     """
-    reference = gs1_reference_view(study)
-    jobs = []
-    for namespace, dose in dose_namespaces(study):
-        for view, spec in study.views.items():
-            jobs.append(_train_pipeline(namespace, dose, view, spec.gridsize > 1 and training_data == "regime"))
-            gs1_view = reference if spec.gridsize > 1 else None
-            jobs += [_inference_pipeline(namespace, dose, view, split, gs1_view) for split in SPLITS]
-    histories = {f"{namespace}.{view}": f"{namespace}.{view}.training_history"
-                 for namespace, _ in dose_namespaces(study) for view in study.views}
+    jobs = [_train_pipeline(cell, study, training_data) for cell in study.network_cells()]
+    jobs += [_inference_pipeline(cell, study) for cell in study.cells()]
+    histories = {str(cell): cell.dataset("training_history") for cell in study.network_cells()}
     curves = Node(figures.plot_training_curves, histories, "training_curves_figure", name="plot_training_curves",
                   tags=["training"])
     return sum(jobs, Pipeline([])) + Pipeline([curves])
