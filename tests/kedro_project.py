@@ -19,7 +19,7 @@ TEST_DATA = Path("data") / "test"
 
 
 def make_project_copy(destination: Path) -> Path:
-    """A runnable copy of the project (conf, pyproject, an empty data directory) under ``destination``.
+    """A runnable copy of the project (conf, pyproject, the empty data folders of a clone) under ``destination``.
 
     The package itself is imported from the installed (editable) source, so only
     configuration and data live in the copy; runs there never touch the real ``data/``.
@@ -31,6 +31,8 @@ def make_project_copy(destination: Path) -> Path:
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy2(PROJECT_ROOT / name, destination / name)
     (destination / "data").mkdir(exist_ok=True)
+    for kept in (PROJECT_ROOT / "data").glob("*/.gitkeep"):  # the layer folders a fresh clone has (01_raw, …)
+        (destination / "data" / kept.parent.name).mkdir(exist_ok=True)
     return destination
 
 
@@ -57,3 +59,14 @@ def latest_version(path: Path) -> Path:
     if not versions:
         raise FileNotFoundError(f"no versions under {path}")
     return versions[-1] / path.name
+
+
+def readme_recipes() -> dict[str, str]:
+    """The README's code blocks marked ``<!-- recipe: NAME -->``, by name."""
+    text = (PROJECT_ROOT / "README.md").read_text()
+    recipes = {}
+    for part in text.split("<!-- recipe: ")[1:]:
+        name, rest = part.split(" -->", 1)
+        body = rest.split("```", 2)[1]
+        recipes[name.strip()] = body.split("\n", 1)[1]
+    return recipes

@@ -11,7 +11,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from fly64_kedro.parameters import validate_parameters
-from fly64_kedro.pipelines import comparison, reconstruction, selection, simulation, training
+from fly64_kedro.pipelines import comparison, export, reconstruction, selection, simulation, training
 from fly64_kedro.pipelines.jobs import load_parameters
 
 
@@ -25,6 +25,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "training": training.create_pipeline(study, parameters["training"].data),
         "reconstruction": reconstruction.create_pipeline(study),
         "comparison": comparison.create_pipeline(study),
+        "export": export.create_pipeline(study),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

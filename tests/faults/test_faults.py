@@ -22,7 +22,7 @@ import pytest
 import torch
 import yaml
 from kedro.io.core import DatasetError
-from kedro_project import KEDRO, PROJECT_ROOT, kedro_env, latest_version, run_kedro
+from kedro_project import KEDRO, PROJECT_ROOT, kedro_env, latest_version, readme_recipes, run_kedro
 
 from fly64_kedro import run_lock
 from fly64_kedro.datasets import NPZDataset, TorchCheckpointDataset
@@ -221,17 +221,6 @@ def test_outputs_of_another_run_are_refused_with_the_command_that_fixes_it(proje
 
 
 # ---------------------------------------------------------------- the README recipe, as written
-
-
-def readme_recipes() -> dict[str, str]:
-    """The README's code blocks marked ``<!-- recipe: NAME -->``, by name."""
-    text = (PROJECT_ROOT / "README.md").read_text()
-    recipes = {}
-    for part in text.split("<!-- recipe: ")[1:]:
-        name, rest = part.split(" -->", 1)
-        body = rest.split("```", 2)[1]
-        recipes[name.strip()] = body.split("\n", 1)[1]
-    return recipes
 
 
 @pytest.mark.e2e

@@ -15,6 +15,7 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from fly64_kedro.parameters.comparison import ComparisonParams
+from fly64_kedro.parameters.export import ExportParams
 from fly64_kedro.parameters.reconstruction import LSQMLParams
 from fly64_kedro.parameters.runner import RunnerParams
 from fly64_kedro.parameters.selection import SelectionParams
@@ -29,6 +30,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "training": TrainingParams,
     "lsqml": LSQMLParams,
     "comparison": ComparisonParams,
+    "export": ExportParams,
     "runner": RunnerParams,
 }
 """Every top-level parameter section the project reads, with its model."""
