@@ -79,3 +79,14 @@ def project_parameters(env: str | None = None, project: Path = PROJECT_ROOT) -> 
 def project_pipelines(env: str | None = None, project: Path = PROJECT_ROOT) -> dict[str, Pipeline]:
     """The registered pipelines as ``kedro run --env <env>`` builds them."""
     return create_pipelines(project_parameters(env, project))
+
+
+def readme_recipes() -> dict[str, str]:
+    """The README's code blocks marked ``<!-- recipe: NAME -->``, by name."""
+    text = (PROJECT_ROOT / "README.md").read_text()
+    recipes = {}
+    for part in text.split("<!-- recipe: ")[1:]:
+        name, rest = part.split(" -->", 1)
+        body = rest.split("```", 2)[1]
+        recipes[name.strip()] = body.split("\n", 1)[1]
+    return recipes

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from kedro_project import KEDRO, kedro_env
 
-EXPECTED_PIPELINES = {"__default__", "simulation", "selection", "training", "reconstruction", "comparison"}
-EXPECTED_LAYERS = {"raw", "intermediate", "primary", "feature", "models", "model_output", "reporting"}
+EXPECTED_PIPELINES = {"__default__", "simulation", "selection", "training", "reconstruction", "comparison", "export"}
+EXPECTED_LAYERS = {"raw", "intermediate", "primary", "feature", "models", "model_output", "reporting", "export"}
 
 VIZ_PORTS = range(30000, 49147)
 """Ports tried for the server: kedro-viz refuses a start port above 49151 and itself tries the next four."""
@@ -112,4 +112,4 @@ def test_viz_api_lists_every_pipeline_and_layer(project_copy: Path) -> None:
         node["name"] for node in datasets if not node.get("layer")
     ]
     tags = {tag["id"] for tag in main["tags"]}
-    assert {"simulation", "selection", "training", "reconstruction", "comparison"} <= tags
+    assert {"simulation", "selection", "training", "reconstruction", "comparison", "export"} <= tags

@@ -19,13 +19,7 @@ from kedro.pipeline import Pipeline
 
 from fly64_kedro.methods import study_methods
 from fly64_kedro.parameters import validate_parameters
-from fly64_kedro.pipelines import (
-    comparison,
-    reconstruction,
-    selection,
-    simulation,
-    training,
-)
+from fly64_kedro.pipelines import comparison, export, reconstruction, selection, simulation, training
 
 _RUN: dict[str, Any] = {}
 
@@ -50,12 +44,14 @@ def create_pipelines(raw_parameters: dict[str, Any]) -> dict[str, Pipeline]:
     """Every pipeline of the study described by ``raw_parameters`` (validated first)."""
     parameters = validate_parameters(raw_parameters)
     study, engines = parameters["study"], parameters["reconstruction"].engines
+    methods = study_methods(study, engines)
     pipelines = {
         "simulation": simulation.create_pipeline(study, parameters["ground_truth"].source == "synthetic"),
         "selection": selection.create_pipeline(study),
         "training": training.create_pipeline(study, parameters["training"].data),
         "reconstruction": reconstruction.create_pipeline(study, engines),
-        "comparison": comparison.create_pipeline(study, study_methods(study, engines)),
+        "comparison": comparison.create_pipeline(study, methods),
+        "export": export.create_pipeline(study, methods),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

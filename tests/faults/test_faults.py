@@ -24,10 +24,10 @@ import yaml
 from contract_payloads import selection_telemetry
 from kedro.io.core import DatasetError
 from kedro_project import (
-    PROJECT_ROOT,
     kedro_env,
     latest_version,
     project_parameters,
+    readme_recipes,
     run_kedro,
 )
 
@@ -221,17 +221,6 @@ def test_outputs_of_another_run_are_refused_with_the_command_that_fixes_it(proje
 
 
 # ---------------------------------------------------------------- the README recipe, as written
-
-
-def readme_recipes() -> dict[str, str]:
-    """The README's code blocks marked ``<!-- recipe: NAME -->``, by name."""
-    text = (PROJECT_ROOT / "README.md").read_text()
-    recipes = {}
-    for part in text.split("<!-- recipe: ")[1:]:
-        name, rest = part.split(" -->", 1)
-        body = rest.split("```", 2)[1]
-        recipes[name.strip()] = body.split("\n", 1)[1]
-    return recipes
 
 
 @pytest.mark.e2e

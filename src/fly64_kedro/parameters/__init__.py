@@ -15,6 +15,7 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from fly64_kedro.parameters.comparison import ComparisonParams
+from fly64_kedro.parameters.export import ExportParams
 from fly64_kedro.parameters.reconstruction import ReconstructionParams
 from fly64_kedro.parameters.runner import RunnerParams
 from fly64_kedro.parameters.selection import SelectionParams
@@ -34,6 +35,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "training": TrainingParams,
     "reconstruction": ReconstructionParams,
     "comparison": ComparisonParams,
+    "export": ExportParams,
     "runner": RunnerParams,
 }
 """Every top-level parameter section the project reads, with its model."""
