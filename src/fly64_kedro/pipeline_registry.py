@@ -48,7 +48,7 @@ def create_pipelines(raw_parameters: dict[str, Any]) -> dict[str, Pipeline]:
     pipelines = {
         "simulation": simulation.create_pipeline(study, parameters["ground_truth"].source == "synthetic"),
         "selection": selection.create_pipeline(study),
-        "training": training.create_pipeline(study, parameters["training"].data),
+        "training": training.create_pipeline(study, parameters["training"]),
         "reconstruction": reconstruction.create_pipeline(study, engines),
         "comparison": comparison.create_pipeline(study, methods),
         "export": export.create_pipeline(study, methods),

@@ -118,6 +118,21 @@ def test_stopping_when_stale_keeps_the_best_weights() -> None:
     assert evaluate(model, batches, "poisson", 64) == pytest.approx(min(history["validation_loss"]), rel=1e-5)
 
 
+def test_no_early_stop_before_min_epochs() -> None:
+    """The same stale training with ``min_epochs`` beyond the epoch it stopped at goes on to ``min_epochs``."""
+    scan = synthetic_scan(patch_size=N, object_size=64, n_positions=60, dose=1e5)
+    groups, validation = _split_groups(scan.ycoords, scan.xcoords, 1, 0.2, 0)
+    config = PINNConfig(N, 1, 4, 2, input_scale_for(scan.counts), 1e-3, True)
+    runs = {}
+    for min_epochs in (1, 12):
+        params = training_params(batch_size=4, max_epochs=40, learning_rate=3e-3, early_stopping_patience=2,
+                                 min_improvement=0.2, min_epochs=min_epochs, network={"width": 4, "n_blocks": 2})
+        model = build_model(config, scan.probe_counts, 0, "cpu")
+        runs[min_epochs] = fit([model], scan.counts, groups, validation, params, seed=0)[1]
+    assert runs[1]["stop_reason"] == "converged" and runs[1]["epochs_run"] < 12
+    assert runs[12]["stop_reason"] == "converged" and runs[12]["epochs_run"] == 12
+
+
 def test_validation_holds_out_whole_positions() -> None:
     rng = np.random.default_rng(0)
     train, validation = split_positions(100, 0.1, rng)

@@ -43,7 +43,8 @@ STUDY = StudyDesign.model_validate({
 })
 pytestmark = pytest.mark.usefixtures(one_torch_thread.__name__)
 PARAMS = training_params(max_epochs=2, batch_size=8, groups_per_anchor=2, canvas_margin_px=3, data="view",
-                         network={"width": 4, "n_blocks": 2})
+                         gridsize2_start="random", network={"width": 4, "n_blocks": 2})
+"""Every network from a fresh initialisation, on its view's own positions (the tests of a start network set it)."""
 
 
 def scan_view_payload(view: str, split: str, n_positions: int = 40, **telemetry: Any) -> dict[str, Any]:
@@ -69,8 +70,9 @@ def scan_view(view: str, split: str, n_positions: int = 40, **telemetry: Any) ->
 
 
 def _train(view: str, data: Measurements | None = None, params: TrainingParams = PARAMS,
-           ) -> tuple[dict[str, Any], dict[str, Any]]:
-    return train_pinn(data if data is not None else scan_view(view, "train"), STUDY, params, cell=Cell(1e5, view))
+           start_model: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    data = data if data is not None else scan_view(view, "train")
+    return train_pinn(data, STUDY, params, start_model, cell=Cell(1e5, view))
 
 
 def _infer(view_data: ScanView, model: dict[str, Any], gs1_model: dict[str, Any] | None = None,
@@ -89,7 +91,7 @@ def _saved_and_loaded(checkpoint: dict[str, Any], tmp_path: Path) -> dict[str, A
 
 
 def test_one_training_per_dose_and_view_one_inference_per_split() -> None:
-    pipeline = create_pipeline(STUDY)
+    pipeline = create_pipeline(STUDY, PARAMS.model_copy(update={"data": "regime", "gridsize2_start": "gs1"}))
     train = [n for n in pipeline.nodes if n.name.endswith("train_pinn")]
     infer = [n for n in pipeline.nodes if n.name.endswith("reconstruct_with_pinn")]
     assert sorted(n.namespace for n in train) == sorted(f"dose_{d}.{v}" for d in (1000, 100000) for v in STUDY.views)
@@ -102,11 +104,13 @@ def test_one_training_per_dose_and_view_one_inference_per_split() -> None:
     baseline = next(n for n in infer if n.namespace == "dose_1000.baseline.train")
     assert "dose_1000.baseline.train.pinn_gs1_object" not in baseline.outputs
     # in the view's regime a gridsize-2 network trains on the whole train split, never on the test split
+    # starting from the same dose's gridsize-1 network
     sparse = next(n for n in train if n.namespace == "dose_100000.sparse")
-    assert sparse.inputs == ["dose_100000.train.measurements", "params:study", "params:training"]
+    assert sparse.inputs == ["dose_100000.train.measurements", "params:study", "params:training",
+                             "dose_100000.baseline.pinn_model"]
     baseline_train = next(n for n in train if n.namespace == "dose_100000.baseline")
     assert baseline_train.inputs == ["dose_100000.baseline.train.scan_view", "params:study", "params:training"]
-    own_view = next(n for n in create_pipeline(STUDY, "view").nodes if n.name == "dose_100000.sparse.train_pinn")
+    own_view = next(n for n in create_pipeline(STUDY, PARAMS).nodes if n.name == "dose_100000.sparse.train_pinn")
     assert own_view.inputs == ["dose_100000.sparse.train.scan_view", "params:study", "params:training"]
     assert "training_curves_figure" in pipeline.all_outputs()
     # the network never sees the truth, nor a test split while training
@@ -167,6 +171,25 @@ def test_gridsize_two_view_also_runs_the_gridsize_one_network(tmp_path: Path) ->
     np.testing.assert_array_equal(gs1_object.canvas_origin_yx, gs2_object.canvas_origin_yx)
     assert gs1_object.object.shape == gs2_object.object.shape
     assert not np.array_equal(gs1_object.object, gs2_object.object)
+
+
+def test_a_gridsize_two_network_starts_from_the_gridsize_one_network(tmp_path: Path) -> None:
+    """With ``gridsize2_start: gs1`` the gridsize-2 network holds the gridsize-1 weights before it fine-tunes: at a
+    vanishing learning rate it ends where it started; a skipped start network skips it with the reason."""
+    gs1 = _saved_and_loaded(_train("baseline")[0], tmp_path)
+    still = PARAMS.model_copy(update={"gridsize2_start": "gs1", "fine_tune_epochs": 1, "learning_rate": 1e-12,
+                                      "lr_min": 0.0})
+    gs2, history = _train("dense", params=still, start_model=gs1)
+    assert history["status"] == "ok" and history["started_from"] == "dose_100000.baseline.pinn_model"
+    assert history["epochs_run"] == 1 and gs2["config"]["gridsize"] == 2
+    for name, weights in gs1["state_dict"].items():
+        torch.testing.assert_close(gs2["state_dict"][name], weights, rtol=1e-6, atol=1e-7, msg=name)
+    skipped = {**gs1, "status": "skipped", "reason": "3 position(s)"}
+    checkpoint, history = _train("dense", params=still, start_model=skipped)
+    assert checkpoint["status"] == "skipped"
+    assert history["reason"] == "the network it starts from, dose_100000.baseline.pinn_model, is skipped: 3 position(s)"
+    with pytest.raises(InputDataError, match=r"'dose_100000.baseline.pinn_model', field 'config.gridsize'"):
+        _train("dense", params=still, start_model=gs2)  # a gridsize-2 network is no start
 
 
 def test_regime_training_draws_spaced_groups_from_the_whole_train_split() -> None:

@@ -32,6 +32,16 @@ class TrainingParams(_Strict):
     """Gridsize-2 training data: 'view' — groups of the view's own train positions (the original rule);
     'regime' — groups drawn from every train-split position whose members keep the view's spacing S."""
 
+    gridsize2_start: Literal["gs1", "random"] = "gs1"
+    """Where a gridsize-2 network starts: 'gs1' — the trained gridsize-1 network of the same dose (the study's gs1
+    reference view; the same per-pattern network, trained on the train split only), fine-tuned with the overlap
+    constraint for at most ``fine_tune_epochs``; 'random' — a fresh initialisation trained like the gridsize-1
+    network."""
+
+    fine_tune_epochs: int = Field(default=5, gt=0)
+    """Most epochs of a gridsize-2 network that starts from the gridsize-1 network (no plateau to leave, so no
+    ``min_epochs``)."""
+
     initialisations: int = Field(default=1, ge=1)
     """Differently initialised networks that train the first initialisation_epochs; the best by loss goes on."""
 
@@ -61,6 +71,9 @@ class TrainingParams(_Strict):
 
     early_stopping_patience: int = Field(ge=1)
     """Stop after this many epochs without a relative improvement of min_improvement of the validation loss."""
+
+    min_epochs: int = Field(default=1, ge=1)
+    """No early stop before this epoch: the flat-object plateau a network starts on can be flat for several epochs."""
 
     min_improvement: float = Field(ge=0, lt=1)
     """Relative decrease of the validation loss that counts as an improvement."""

@@ -4,7 +4,8 @@ How long a freshly initialised network fits only the amplitude (and a poor phase
 the phase comes depends on its initialisation; the loss keeps falling slowly on that
 plateau. So several initialisations train the first epoch(s) on the same batches and the
 best goes on; then training stops when the validation loss (whole held-out positions) has not
-improved by ``min_improvement`` (relative) for ``early_stopping_patience`` epochs, or at
+improved by ``min_improvement`` (relative) for ``early_stopping_patience`` epochs (never before
+``min_epochs``: the plateau can be flat for several epochs), or at
 ``max_epochs``; the weights of the best validation epoch are kept. The history records every
 epoch (losses, rate, seconds), the initialisations' losses and why training stopped; the
 loss of the best flat object is recorded as the level of a network that learned nothing.
@@ -74,7 +75,7 @@ class _Stopping:
 
     def __init__(self, params: TrainingParams) -> None:
         self.params = params
-        self.best, self.best_epoch, self.stale = math.inf, 0, 0
+        self.best, self.best_epoch, self.stale, self.epoch = math.inf, 0, 0, 0
 
     def update(self, epoch: int, monitored: float) -> bool:
         """Record an epoch; True when it is the best so far."""
@@ -82,11 +83,12 @@ class _Stopping:
         if monitored < self.best:
             self.best, self.best_epoch = monitored, epoch
         self.stale = 0 if improved else self.stale + 1
+        self.epoch = epoch
         return self.best_epoch == epoch
 
     @property
     def converged(self) -> bool:
-        return self.stale >= self.params.early_stopping_patience
+        return self.stale >= self.params.early_stopping_patience and self.epoch >= self.params.min_epochs
 
 
 def _optimizer(model: PtychoPINN, params: TrainingParams) -> torch.optim.Optimizer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from fly64_kedro.pinn.grouping import (
 from fly64_kedro.pinn.inference import reconstruct
 from fly64_kedro.pinn.network import (
     PINNConfig,
+    PtychoPINN,
     build_model,
     from_checkpoint,
     input_scale_for,
@@ -79,19 +81,47 @@ def training_data(cell: Cell, study: StudyDesign, data: str) -> tuple[str, str]:
     return "view", cell.dataset("train.scan_view")
 
 
+def start_network(cell: Cell, study: StudyDesign, training: TrainingParams) -> str | None:
+    """The trained network the network of ``cell`` (dose, view) starts from, or None (a fresh initialisation).
+
+    With ``training.gridsize2_start = 'gs1'`` a gridsize-2 network starts from the gridsize-1
+    network of the same dose on the study's gs1 reference view.
+    """
+    if study.views[cell.view].gridsize > 1 and training.gridsize2_start == "gs1":
+        return cell.with_view(study.gs1_reference_view).dataset("pinn_model")
+    return None
+
+
+def _started_from(checkpoint: dict[str, Any], name: str, gridsize: int, probe: np.ndarray,
+                  device: str) -> PtychoPINN:
+    """A gridsize-``gridsize`` model holding the weights (and input normalisation) of a trained gridsize-1 one."""
+    trained = (checkpoint.get("config") or {}).get("gridsize")
+    if trained != 1:
+        raise InputDataError(name, "config.gridsize", "1 (a gridsize-1 network to start from)", trained)
+    start = from_checkpoint(checkpoint, device)
+    model = PtychoPINN(replace(start.config, gridsize=gridsize), probe, device)
+    model.load_state_dict(start.state_dict())
+    return model
+
+
 def train_pinn(
-    train_data: Measurements, study: StudyDesign, training: TrainingParams, *, cell: Cell
+    train_data: Measurements, study: StudyDesign, training: TrainingParams, start_model: dict[str, Any] | None = None,
+    *, cell: Cell,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train the network of one (dose, view) cell on train-split data.
 
     ``train_data`` is the view's train scan view, or with ``training.data = 'regime'`` for a
     gridsize-2 view every position of the train split (its measurements). Whole positions
-    are held out for validation. Returns (checkpoint, history). The checkpoint holds the
+    are held out for validation. ``start_model`` is the checkpoint of the network this one
+    starts from (``start_network``; then at most ``fine_tune_epochs``), else it starts from
+    a fresh initialisation. Returns (checkpoint, history). The checkpoint holds the
     weights, the probe and the input normalisation (``weights_only``-loadable); a view with
-    too few positions, data without photons, or a training whose loss stops being finite,
-    gives a checkpoint without weights whose ``status``/``reason`` say why.
+    too few positions, data without photons, a start network that was skipped or failed, or
+    a training whose loss stops being finite, gives a checkpoint without weights whose
+    ``status``/``reason`` say why.
     """
     mode, dataset = training_data(cell, study, training.data)
+    start = start_network(cell, study, training)
     gridsize = study.views[cell.view].gridsize
     if isinstance(train_data, ScanView) and train_data.telemetry.gridsize != gridsize:
         raise InputDataError(dataset, "_metadata.gridsize", f"{gridsize} (study.views.{cell.view}.gridsize)",
@@ -100,9 +130,13 @@ def train_pinn(
     fields: dict[str, Any] = {
         "dose": cell.dose, "view": cell.view, "gridsize": gridsize, "neighbor_count": study.neighbor_count,
         "training_data": mode, "regime_spacing_px": spacing, "training_dataset": dataset,
-        "n_positions": train_data.n_positions, "training_parameters": training.model_dump(mode="json"),
+        "n_positions": train_data.n_positions, "started_from": start,
+        "training_parameters": training.model_dump(mode="json"),
     }
     reason = _not_trainable_reason(train_data, gridsize)
+    if reason is None and start is not None and (start_model or {}).get("status") != "ok":
+        reason = f"the network it starts from, {start}, is {(start_model or {}).get('status')}: " \
+                 f"{(start_model or {}).get('reason')}"
     if reason is not None:
         return _skipped_training(train_data, fields, reason, cell)
 
@@ -125,14 +159,20 @@ def train_pinn(
         n_blocks=training.network.n_blocks, input_scale=input_scale_for(counts),
         merge_epsilon=training.merge_epsilon, trainable_intensity_scale=training.trainable_intensity_scale,
     )
-    candidates = [build_model(config, train_data.scaled_probe, derive_seed(seed, "initialisation", k), str(device))
-                  for k in range(training.initialisations)]
+    if start is None:
+        candidates = [build_model(config, train_data.scaled_probe, derive_seed(seed, "initialisation", k),
+                                  str(device)) for k in range(training.initialisations)]
+        schedule = training
+    else:
+        candidates = [_started_from(start_model, start, gridsize, train_data.scaled_probe, str(device))]
+        schedule = training.model_copy(update={"max_epochs": training.fine_tune_epochs, "min_epochs": 1,
+                                               "initialisations": 1})
     logger.info("PINN %s: %s data, %d positions (%d held out), %d groups of %d, %d initialisation(s), %s", cell, mode,
                 train_data.n_positions, held_out.size, len(groups), groups.group_size, len(candidates),
                 describe_device(device))
     started = time.perf_counter()
     with peak_memory(device) as memory:
-        model, history = fit(candidates, counts, groups, validation, training, seed, description=f"PINN {cell}")
+        model, history = fit(candidates, counts, groups, validation, schedule, seed, description=f"PINN {cell}")
     fields.update(
         n_groups=len(groups), n_validation_positions=int(held_out.size), seed=seed, device=describe_device(device),
         runtime_s=time.perf_counter() - started, amplitude_factor=model.amplitude_factor, **memory,

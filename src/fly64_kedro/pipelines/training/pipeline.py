@@ -1,5 +1,8 @@
 """Training wiring: ``dose_1000.dense`` trains, ``dose_1000.dense.test`` predicts and stitches.
 
+A gridsize-2 view's network starts, by default, from the trained gridsize-1 network of the same
+dose (``training.gridsize2_start``), so its job waits for that one.
+
 Every view with gridsize > 1 is also reconstructed by the gridsize-1 network of the same
 dose (trained on the study's gs1 reference view, ``baseline`` by default): ``pinn_gs1_object``.
 """
@@ -10,14 +13,16 @@ from kedro.pipeline import Node, Pipeline
 
 from fly64_kedro.parameters import StudyDesign
 from fly64_kedro.parameters.study import Cell
+from fly64_kedro.parameters.training import TrainingParams
 from fly64_kedro.pipelines.jobs import bind_job
 from fly64_kedro.pipelines.training import figures, nodes
 
 
-def _train_pipeline(cell: Cell, study: StudyDesign, training_data: str) -> Pipeline:
-    _, data = nodes.training_data(cell, study, training_data)
+def _train_pipeline(cell: Cell, study: StudyDesign, training: TrainingParams) -> Pipeline:
+    _, data = nodes.training_data(cell, study, training.data)
+    start = nodes.start_network(cell, study, training)
     return Pipeline(
-        [Node(bind_job(nodes.train_pinn, cell=cell), [data, "params:study", "params:training"],
+        [Node(bind_job(nodes.train_pinn, cell=cell), [data, "params:study", "params:training", *([start] if start else [])],
               [cell.dataset("pinn_model"), cell.dataset("training_history")], name="train_pinn")],
         namespace=cell.namespace,
         prefix_datasets_with_namespace=False,
@@ -40,14 +45,16 @@ def _inference_pipeline(cell: Cell, study: StudyDesign) -> Pipeline:
     )
 
 
-def create_pipeline(study: StudyDesign, training_data: str = "regime") -> Pipeline:
+def create_pipeline(study: StudyDesign, training: TrainingParams) -> Pipeline:
     """One ``train_pinn`` job per (dose, view) and one ``reconstruct_with_pinn`` job per (dose, view, split).
 
-    A gridsize-2 view's network trains on the view's train positions (``training_data``
-    'view') or on groups in its regime drawn from the whole train split ('regime'); it also
-    gets the gridsize-1 network of the study's gs1 reference view run on its positions.
+    A gridsize-2 view's network trains on the view's train positions (``training.data``
+    'view') or on groups in its regime drawn from the whole train split ('regime'), starting
+    from the gridsize-1 network of the same dose (``training.gridsize2_start`` 'gs1') or from
+    scratch; it also gets the gridsize-1 network of the study's gs1 reference view run on its
+    positions.
     """
-    jobs = [_train_pipeline(cell, study, training_data) for cell in study.network_cells()]
+    jobs = [_train_pipeline(cell, study, training) for cell in study.network_cells()]
     jobs += [_inference_pipeline(cell, study) for cell in study.cells()]
     histories = {str(cell): cell.dataset("training_history") for cell in study.network_cells()}
     curves = Node(figures.plot_training_curves, histories, "training_curves_figure", name="plot_training_curves",
