@@ -84,7 +84,7 @@ def synthetic_scan(patch_size: int, dose: float, n_positions: int | None) -> dic
 
 def _model(params: TrainingParams, patch_size: int, gridsize: int, probe: np.ndarray, counts: np.ndarray):
     config = PINNConfig(patch_size, gridsize, params.network.width, params.network.n_blocks, input_scale_for(counts),
-                        params.merge_epsilon, params.trainable_intensity_scale)
+                        params.merge_epsilon, params.trainable_intensity_scale, params.network.phase_head)
     return build_model(config, probe, seed=0, device=params.device)
 
 

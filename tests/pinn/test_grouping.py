@@ -1,4 +1,5 @@
-"""Grouping: gridsize 1 singletons; gridsize 2 anchors with C − 1 of their K nearest neighbours."""
+"""Grouping: gridsize 1 singletons; gridsize 2 anchors with C − 1 of their K nearest neighbours, or groups in a
+view's overlap regime (every member pair at least S apart)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from fly64_kedro.pinn.grouping import (
     inference_groups,
     nearest_neighbours,
+    regime_groups,
     training_groups,
 )
 
@@ -101,3 +103,25 @@ def test_inference_groups_are_each_position_with_its_nearest() -> None:
     np.fill_diagonal(d, np.inf)
     member_distance = np.take_along_axis(d, groups.indices[:, 1:], axis=1)
     np.testing.assert_allclose(member_distance, np.sort(d, axis=1)[:, :3])
+
+
+def test_regime_groups_keep_the_views_spacing_between_every_member_pair() -> None:
+    y, x = _positions(n=400, seed=5)
+    spacing = 19.2
+    groups = regime_groups(y, x, 2, spacing, 3, np.random.default_rng(0))
+    assert groups.group_size == 4 and len(groups) > 400  # far more groups than a spaced view would hold
+    assert groups.indices.min() >= 0 and groups.indices.max() < y.size  # members only from the positions given
+    members = np.stack([y[groups.indices], x[groups.indices]], axis=-1)  # (G, 4, 2)
+    pair = np.linalg.norm(members[:, :, None] - members[:, None], axis=-1)
+    off_diagonal = ~np.eye(4, dtype=bool)
+    assert pair[:, off_diagonal].min() >= spacing
+    assert pair[:, 0, 1:].max() < 2 * spacing  # every member within 2S of the anchor (channel 0)
+    assert np.all(np.diff(pair[:, 0, 1:], axis=1) >= 0)  # the others by distance from the anchor
+    assert len({tuple(g) for g in groups.indices}) == len(groups)
+    np.testing.assert_array_equal(groups.offsets, members - np.rint(members.mean(axis=1, keepdims=True)))
+
+
+def test_regime_groups_refuse_positions_too_close_to_form_any_group() -> None:
+    y, x = np.arange(10.0), np.zeros(10)  # on a line, 1 px apart
+    with pytest.raises(ValueError, match="no group of 4 positions at least 19.2 px apart"):
+        regime_groups(y, x, 2, 19.2, 3, np.random.default_rng(0))

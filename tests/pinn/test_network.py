@@ -1,4 +1,4 @@
-"""The network: shapes, output ranges, float32 whatever the global default, seeded initialisation."""
+"""The network: shapes, output ranges, the phase head, float32 whatever the global default, seeded initialisation."""
 
 from __future__ import annotations
 
@@ -56,6 +56,41 @@ def test_same_seed_same_weights_other_seed_other_weights() -> None:
     first, again, other = (build_model(_config(), _probe(), seed, "cpu").state_dict() for seed in (5, 5, 6))
     assert all(torch.equal(first[key], again[key]) for key in first)
     assert not all(torch.equal(first[key], other[key]) for key in first if first[key].is_floating_point())
+
+
+def _phase_drifted_to(model: PtychoPINN, pre_activation: float) -> torch.Tensor:
+    """The phase patches after the phase decoder's last bias is set to ``pre_activation`` and its weights to 0."""
+    last = model.network.phase[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(pre_activation)
+    return model.object_patches(torch.rand(2, 1, 16, 16) * 10).angle()
+
+
+def test_a_tanh_phase_head_is_bounded_and_a_linear_one_is_not() -> None:
+    tanh = build_model(_config(phase_head="tanh"), _probe(), seed=0, device="cpu")
+    linear = build_model(_config(phase_head="linear"), _probe(), seed=0, device="cpu")
+    inputs = torch.rand(2, 1, 16, 16) * 10
+    _, tanh_phase = tanh.network(inputs * tanh.input_scale)
+    assert tanh_phase.abs().max() < np.pi
+    _, linear_phase = linear.network(inputs * linear.input_scale)
+    pre_activation = tanh.network.phase(tanh.network.encoder(inputs * tanh.input_scale))
+    torch.testing.assert_close(tanh_phase, np.pi * torch.tanh(pre_activation))
+    torch.testing.assert_close(_phase_drifted_to(linear, 2.5), torch.full((2, 1, 16, 16), 2.5))
+    with pytest.raises(ValueError, match=r"phase_head must be one of \['linear', 'tanh'\]; got 'sine'"):
+        build_model(_config(phase_head="sine"), _probe(), seed=0, device="cpu")
+
+
+def test_a_phase_drifted_to_pi_keeps_its_gradient_only_with_a_linear_head() -> None:
+    """Why the head is linear: at a phase near ±π the original's π·tanh has saturated and passes no gradient."""
+    def gradient_at_pi(phase_head: str, pre_activation: float) -> float:
+        model = build_model(_config(phase_head=phase_head), _probe(), seed=0, device="cpu")
+        phase = _phase_drifted_to(model, pre_activation)
+        (phase.sin() - np.sin(0.5)).square().mean().backward()  # pull towards 0.5 rad
+        return float(model.network.phase[-1].bias.grad.abs())
+
+    assert gradient_at_pi("tanh", 12.0) < 1e-8              # π·tanh(12) = π − 1e-10: saturated for good
+    assert gradient_at_pi("linear", 3.1) > 1e-2
 
 
 def test_building_a_model_leaves_the_global_random_stream_alone() -> None:

@@ -18,6 +18,9 @@ class NetworkParams(_Strict):
     n_blocks: int = Field(ge=1, le=6)
     """Encoder blocks (Conv-ReLU-Conv-ReLU-MaxPool), mirrored by each decoder; N must be divisible by 2^n_blocks."""
 
+    phase_head: Literal["linear", "tanh"]
+    """Phase output: 'linear' (unbounded, rad) or 'tanh' (π·tanh, the original's, which can saturate for good)."""
+
 
 class TrainingParams(_Strict):
     """Training, inference and stitching of the physics-informed network."""

@@ -1,14 +1,20 @@
 """The PtychoPINN-style network: a CNN encoder–decoder followed by a fixed physics model.
 
 G (the CNN) maps each normalised diffraction amplitude of a group to its complex object
-patch (amplitude head: sigmoid; phase head: π·tanh); the C members of a group go through
+patch (amplitude head: sigmoid; phase head: linear, or the original's π·tanh); the C members of a group go through
 the same G one by one (a patch depends on its own pattern, as the physics says; the original
 stacks the C patterns as channels of one CNN, which splits one network's width between C
 patterns that share nothing but their overlap). F (the physics) merges the patches
 by their offsets, weighted by the probe's intensity (the overlap constraint over the region
 the probe constrains), multiplies by the known probe (in counts units,
 ``probeGuess · sqrt(intensity_scale)``) and propagates to the far field; a trainable
-global factor on the amplitude plays the paper's trainable intensity scale. Every
+global factor on the amplitude plays the paper's trainable intensity scale.
+
+The phase enters the physics only through e^{iφ}, and its global offset is not measured, so a
+linear phase head loses nothing. The original's π·tanh bounds it: when the predicted phase
+drifts to ±π the head saturates, its gradient vanishes, and Adam (which normalises gradient
+size) keeps pushing it further — the phase is then dead for good (measured: one seed in three
+at 1e3 photons, pre-activations ~ −10⁴, the object phase a constant π). Every
 tensor is created with an explicit dtype and device, so a process-wide default changed by
 another library (pty-chi sets float64 or cuda globally) does not leak in.
 """
@@ -27,7 +33,7 @@ from fly64_kedro.pinn.physics import far_field_counts, merge_and_extract, probe_
 
 FLOAT = torch.float32
 COMPLEX = torch.complex64
-CHECKPOINT_FORMAT = "fly64_kedro.pinn/2"
+CHECKPOINT_FORMAT = "fly64_kedro.pinn/3"
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class PINNConfig:
     """Floor of the summed probe-intensity weight in the merge (avoids 0/0 where no member is lit)."""
     trainable_intensity_scale: bool
     """Whether the global amplitude factor is learned."""
+    phase_head: str = "linear"
+    """'linear' (phase in rad, unbounded) or 'tanh' (π·tanh, the original's)."""
 
     @property
     def channels(self) -> int:
@@ -63,6 +71,18 @@ def input_scale_for(counts: np.ndarray) -> float:
     return math.sqrt((counts.shape[-1] / 2) ** 2 / mean_total)
 
 
+def _unbounded(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _pi_tanh(x: torch.Tensor) -> torch.Tensor:
+    return math.pi * torch.tanh(x)
+
+
+PHASE_HEADS = {"linear": _unbounded, "tanh": _pi_tanh}
+"""The phase head's activation (pre-activation → phase in rad), by name."""
+
+
 def _conv(in_channels: int, out_channels: int, device: torch.device) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, padding=1, device=device, dtype=FLOAT)
 
@@ -72,15 +92,20 @@ def _block(in_channels: int, out_channels: int, device: torch.device) -> list[nn
 
 
 class EncoderDecoder(nn.Module):
-    """One pattern's amplitudes (B, 1, N, N) → (amplitude ∈ (0, 1), phase ∈ (−π, π)), each (B, 1, N, N).
+    """One pattern's amplitudes (B, 1, N, N) → (amplitude ∈ (0, 1), phase in rad), each (B, 1, N, N).
+
+    ``phase_head`` 'linear' leaves the phase unbounded; 'tanh' bounds it to (−π, π) as π·tanh.
 
     Encoder: ``n_blocks`` × [Conv3×3-ReLU, Conv3×3-ReLU, MaxPool2] with width·2^i filters;
     two decoders (amplitude, phase) mirror it with [Conv, Conv, Upsample2] and end in a
     Conv3×3 to one channel. No skip connections (input and output live in different spaces).
     """
 
-    def __init__(self, width: int, n_blocks: int, device: torch.device) -> None:
+    def __init__(self, width: int, n_blocks: int, device: torch.device, phase_head: str = "linear") -> None:
         super().__init__()
+        if phase_head not in PHASE_HEADS:
+            raise ValueError(f"phase_head must be one of {sorted(PHASE_HEADS)}; got {phase_head!r}")
+        self.phase_activation = PHASE_HEADS[phase_head]
         widths = [width * 2**i for i in range(n_blocks)]
         encoder: list[nn.Module] = []
         previous = 1
@@ -103,7 +128,7 @@ class EncoderDecoder(nn.Module):
 
     def forward(self, amplitudes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         code = self.encoder(amplitudes.contiguous(memory_format=torch.channels_last))
-        return torch.sigmoid(self.amplitude(code)), math.pi * torch.tanh(self.phase(code))
+        return torch.sigmoid(self.amplitude(code)), self.phase_activation(self.phase(code))
 
 
 class PtychoPINN(nn.Module):
@@ -123,7 +148,8 @@ class PtychoPINN(nn.Module):
             raise ValueError(f"patch_size {config.patch_size} must be divisible by 2^n_blocks = {2**config.n_blocks}")
         self.config = config
         # channels-last convolutions: 1.4–1.7× the throughput of the default layout on a CPU (measured)
-        self.network = EncoderDecoder(config.width, config.n_blocks, device).to(memory_format=torch.channels_last)
+        self.network = EncoderDecoder(config.width, config.n_blocks, device, config.phase_head)
+        self.network = self.network.to(memory_format=torch.channels_last)
         self.register_buffer("probe", torch.as_tensor(probe).to(device=device, dtype=COMPLEX))
         self.register_buffer("input_scale", torch.tensor(config.input_scale, dtype=FLOAT, device=device))
         self.log_amplitude_scale = nn.Parameter(

@@ -158,6 +158,7 @@ def train_pinn(
         patch_size=study.patch_size, gridsize=gridsize, width=training.network.width,
         n_blocks=training.network.n_blocks, input_scale=input_scale_for(counts),
         merge_epsilon=training.merge_epsilon, trainable_intensity_scale=training.trainable_intensity_scale,
+        phase_head=training.network.phase_head,
     )
     if start is None:
         candidates = [build_model(config, train_data.scaled_probe, derive_seed(seed, "initialisation", k),
