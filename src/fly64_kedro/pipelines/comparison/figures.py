@@ -66,7 +66,7 @@ def plot_metric_vs_dose(metrics: pd.DataFrame, views: list[str], split: str, met
             for method in methods:
                 line = cell[cell["method"] == method.name].sort_values("dose")
                 if not line.empty:
-                    axis.plot(line["dose"], line["value"], "o-", color=method.colour, label=method.label,
+                    axis.plot(line["dose"], line["value"], marker="o", color=method.colour, label=method.label,
                               linestyle=":" if method.control else "-")
             axis.set_xscale("log")
             axis.set_title(f"{view}: {component} {metric}", fontsize=9)
