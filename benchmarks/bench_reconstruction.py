@@ -32,7 +32,13 @@ from fly64_kedro.parameters.reconstruction import ReconstructionParams
 from fly64_kedro.parameters.study import Cell
 from fly64_kedro.physics import forward, ground_truth, scan
 from fly64_kedro.pipelines.reconstruction.nodes import reconstruct_view
-from fly64_kedro.reconstruction import ENGINES, Problem, RunSettings, run_engine, task_inputs
+from fly64_kedro.reconstruction import (
+    ENGINES,
+    Problem,
+    RunSettings,
+    run_engine,
+    task_inputs,
+)
 from fly64_kedro.runtime import preserved_torch_state, resolve_device
 
 DENSITY = 720 / 320**2  # positions per px² of the scanned area in the default study

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from kedro_project import TEST_DATA, latest_version, make_project_copy, run_kedro  # noqa: E402
+from kedro_project import TEST_DATA, latest_version, make_project_copy, run_kedro
 
 RUNNERS = ("SequentialRunner", "ThreadRunner", "ParallelRunner", "fly64_kedro.runners.DaskRunner")
 

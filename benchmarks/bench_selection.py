@@ -21,7 +21,11 @@ from collections.abc import Callable
 import numpy as np
 from scipy.spatial.distance import pdist, squareform
 
-from fly64_kedro.physics.selection import acceptance_floor, greedy_order, select_min_spacing
+from fly64_kedro.physics.selection import (
+    acceptance_floor,
+    greedy_order,
+    select_min_spacing,
+)
 
 FLY64_POSITIONS = 10_304
 FLY64_SPAN_PX = 336.0

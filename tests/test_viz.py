@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -81,6 +83,18 @@ def _get_json(url: str, deadline: float) -> dict:
     pytest.fail(f"kedro viz did not answer {url} in time")
 
 
+def _stop_group(server: subprocess.Popen) -> None:
+    """Stop ``kedro viz`` and every process of its group (the server it spawns would outlive it otherwise)."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)  # a child still in the group after its parent exited
+
+
 def _viz_main(project: Path) -> dict:
     """``/api/main`` of a kedro-viz server on the test environment; retried on another port after a clash."""
     outputs = []
@@ -88,6 +102,7 @@ def _viz_main(project: Path) -> dict:
         server = subprocess.Popen(
             [KEDRO, "viz", "run", "--no-browser", "--host", "127.0.0.1", "--port", str(start_port), "--env", "test"],
             cwd=project, env={**kedro_env(), "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,  # its own process group: the server process kedro-viz spawns is stopped with it
         )
         try:
             deadline = time.monotonic() + 240
@@ -96,8 +111,7 @@ def _viz_main(project: Path) -> dict:
                 return _get_json(f"http://127.0.0.1:{port}/api/main", deadline)
             outputs.append(output[-3000:])
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            _stop_group(server)
     pytest.fail("kedro viz did not start on any of three free ports:\n" + "\n---\n".join(outputs))
 
 

@@ -19,7 +19,14 @@ from kedro.pipeline import Pipeline
 
 from fly64_kedro.methods import study_methods
 from fly64_kedro.parameters import validate_parameters
-from fly64_kedro.pipelines import comparison, export, reconstruction, selection, simulation, training
+from fly64_kedro.pipelines import (
+    comparison,
+    export,
+    reconstruction,
+    selection,
+    simulation,
+    training,
+)
 
 _RUN: dict[str, Any] = {}
 

@@ -73,9 +73,10 @@ def test_a_tanh_phase_head_is_bounded_and_a_linear_one_is_not() -> None:
     inputs = torch.rand(2, 1, 16, 16) * 10
     _, tanh_phase = tanh.network(inputs * tanh.input_scale)
     assert tanh_phase.abs().max() < np.pi
-    _, linear_phase = linear.network(inputs * linear.input_scale)
     pre_activation = tanh.network.phase(tanh.network.encoder(inputs * tanh.input_scale))
     torch.testing.assert_close(tanh_phase, np.pi * torch.tanh(pre_activation))
+    _, linear_phase = linear.network(inputs * linear.input_scale)
+    torch.testing.assert_close(linear_phase, linear.network.phase(linear.network.encoder(inputs * linear.input_scale)))
     torch.testing.assert_close(_phase_drifted_to(linear, 2.5), torch.full((2, 1, 16, 16), 2.5))
     with pytest.raises(ValueError, match=r"phase_head must be one of \['linear', 'tanh'\]; got 'sine'"):
         build_model(_config(phase_head="sine"), _probe(), seed=0, device="cpu")
