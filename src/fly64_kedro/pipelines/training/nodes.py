@@ -94,13 +94,16 @@ def start_network(cell: Cell, study: StudyDesign, training: TrainingParams) -> s
 
 def _started_from(checkpoint: dict[str, Any], name: str, gridsize: int, probe: np.ndarray,
                   device: str) -> PtychoPINN:
-    """A gridsize-``gridsize`` model holding the weights (and input normalisation) of a trained gridsize-1 one."""
+    """A gridsize-``gridsize`` model holding the weights (and input normalisation) of a trained gridsize-1 one.
+
+    ``probe`` (N, N), in counts units of the data it will train on, is the model's physics.
+    """
     trained = (checkpoint.get("config") or {}).get("gridsize")
     if trained != 1:
         raise InputDataError(name, "config.gridsize", "1 (a gridsize-1 network to start from)", trained)
     start = from_checkpoint(checkpoint, device)
     model = PtychoPINN(replace(start.config, gridsize=gridsize), probe, device)
-    model.load_state_dict(start.state_dict())
+    model.load_state_dict({**start.state_dict(), "probe": model.probe})
     return model
 
 
@@ -154,13 +157,13 @@ def train_pinn(
     except ValueError:
         validation = None  # too few held-out positions for a group: the training loss is monitored
     counts = train_data.counts
-    config = PINNConfig(
-        patch_size=study.patch_size, gridsize=gridsize, width=training.network.width,
-        n_blocks=training.network.n_blocks, input_scale=input_scale_for(counts),
-        merge_epsilon=training.merge_epsilon, trainable_intensity_scale=training.trainable_intensity_scale,
-        phase_head=training.network.phase_head,
-    )
     if start is None:
+        config = PINNConfig(
+            patch_size=study.patch_size, gridsize=gridsize, width=training.network.width,
+            n_blocks=training.network.n_blocks, input_scale=input_scale_for(counts),
+            merge_epsilon=training.merge_epsilon, trainable_intensity_scale=training.trainable_intensity_scale,
+            phase_head=training.network.phase_head,
+        )
         candidates = [build_model(config, train_data.scaled_probe, derive_seed(seed, "initialisation", k),
                                   str(device)) for k in range(training.initialisations)]
         schedule = training

@@ -21,8 +21,9 @@ from fly64_kedro.pipelines.training import figures, nodes
 def _train_pipeline(cell: Cell, study: StudyDesign, training: TrainingParams) -> Pipeline:
     _, data = nodes.training_data(cell, study, training.data)
     start = nodes.start_network(cell, study, training)
+    inputs = [data, "params:study", "params:training", *([start] if start else [])]
     return Pipeline(
-        [Node(bind_job(nodes.train_pinn, cell=cell), [data, "params:study", "params:training", *([start] if start else [])],
+        [Node(bind_job(nodes.train_pinn, cell=cell), inputs,
               [cell.dataset("pinn_model"), cell.dataset("training_history")], name="train_pinn")],
         namespace=cell.namespace,
         prefix_datasets_with_namespace=False,
