@@ -58,19 +58,24 @@ def test_same_seed_same_weights_other_seed_other_weights() -> None:
     assert not all(torch.equal(first[key], other[key]) for key in first if first[key].is_floating_point())
 
 
+def _amplitudes() -> torch.Tensor:
+    """Seeded measured amplitudes (2, 1, 16, 16)."""
+    return torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(4)) * 10
+
+
 def _phase_drifted_to(model: PtychoPINN, pre_activation: float) -> torch.Tensor:
     """The phase patches after the phase decoder's last bias is set to ``pre_activation`` and its weights to 0."""
     last = model.network.phase[-1]
     with torch.no_grad():
         last.weight.zero_()
         last.bias.fill_(pre_activation)
-    return model.object_patches(torch.rand(2, 1, 16, 16) * 10).angle()
+    return model.object_patches(_amplitudes()).angle()
 
 
 def test_a_tanh_phase_head_is_bounded_and_a_linear_one_is_not() -> None:
     tanh = build_model(_config(phase_head="tanh"), _probe(), seed=0, device="cpu")
     linear = build_model(_config(phase_head="linear"), _probe(), seed=0, device="cpu")
-    inputs = torch.rand(2, 1, 16, 16) * 10
+    inputs = _amplitudes()
     _, tanh_phase = tanh.network(inputs * tanh.input_scale)
     assert tanh_phase.abs().max() < np.pi
     pre_activation = tanh.network.phase(tanh.network.encoder(inputs * tanh.input_scale))
